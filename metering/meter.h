@@ -1,0 +1,471 @@
+/*
+ * meter.h — the public contract of libmeter.
+ *
+ * libmeter classifies transcoding output (class × codec × resolution tier),
+ * keeps prepaid resource packs and an append-only usage ledger in one SQLite
+ * file, deducts usage from packs (earliest-expiring first) and meters running
+ * jobs through sessions that checkpoint and finalize exactly once.
+ *
+ * Units (exact, integers only on every path that moves money):
+ *   - durations and pack balances are int64 MICROSECONDS of media time
+ *     ("pack-µs"); one pack minute is METER_US_PER_MIN;
+ *   - times are int64 MILLISECONDS since the Unix epoch, UTC (meter_time);
+ *   - ratios are rationals num/den taken from one rate table.
+ *
+ * Errors: every function returning int returns METER_OK (0) or a negative
+ * METER_E* code.  Functions taking a store leave a one-line message naming
+ * the problem in meter_errmsg(store); functions without a store write it to
+ * an `err` buffer of METER_ERRMAX bytes when one is given.  A failed call
+ * changes nothing in the database (each write is one transaction).
+ *
+ * Threads: a meter_store is used by one thread at a time.  Sessions each own
+ * their own store, so different sessions may run on different threads.
+ * Processes: any number of processes may share one database file.
+ *
+ * Memory: arrays returned through `T **rows, size_t *n` are allocated by
+ * libmeter and released with meter_free().
+ */
+#ifndef METER_H
+#define METER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define METER_VERSION_STRING "0.1.0"
+
+#define METER_US_PER_MIN  INT64_C(60000000)
+#define METER_MS_PER_DAY  INT64_C(86400000)
+#define METER_ERRMAX      256   /* size of every error buffer */
+#define METER_NAME_MAX    128   /* longest job, output, node or pack id (bytes) */
+#define METER_TTYPE_MAX   64    /* longest transcoding-type name */
+#define METER_ID_MAX      96    /* longest record id */
+
+/* Largest duration or pack size accepted: 10^15 µs (about 31.7 years); keeps
+ * every product with a ratio numerator ≤ METER_RATIO_NUM_MAX inside int64. */
+#define METER_DURATION_MAX_US INT64_C(1000000000000000)
+#define METER_RATIO_NUM_MAX   1000000
+
+enum meter_error {
+    METER_OK          =   0,
+    METER_EINVAL      =  -1,  /* bad argument or input value                 */
+    METER_ENOTFOUND   =  -2,  /* no such pack / session / record             */
+    METER_EEXIST      =  -3,  /* id already taken                            */
+    METER_EREFUSED    =  -4,  /* a billing rule refuses it (refund window…)  */
+    METER_EDB         =  -5,  /* SQLite failed (I/O, full disk, read-only…)  */
+    METER_EVERSION    =  -6,  /* database written by a newer ffmeter         */
+    METER_EFOREIGN    =  -7,  /* not an ffmeter database, or corrupt         */
+    METER_ENOMEM      =  -8,
+    METER_EBUSY       =  -9,  /* locked longer than the busy timeout         */
+    METER_EIO         = -10,  /* file I/O outside SQLite (spool files)       */
+    METER_ENOMINUTES  = -11,  /* enforce: no pack minutes left for the class */
+    METER_EFINALIZED  = -12,  /* session already finalized                   */
+};
+
+/* A static English name for a METER_E* code ("invalid argument", …). */
+const char *meter_strerror(int code);
+
+/* Releases any array or string libmeter returned. NULL is fine. */
+void meter_free(void *p);
+
+/* ---------------------------------------------------------------- time -- */
+
+typedef int64_t meter_time;  /* milliseconds since 1970-01-01T00:00:00Z */
+
+/* "Now": the env METER_NOW when set (ISO 8601 with a zone, or integer epoch
+ * milliseconds) — the one documented test clock — else the wall clock.
+ * A malformed METER_NOW is reported once on stderr and the wall clock used. */
+meter_time meter_now(void);
+
+/* Parses ISO 8601 with an explicit zone: "2026-11-26T09:30:00Z",
+ * "2026-11-26T17:30:00+08:00", "2026-11-26 09:30:00.250+0000"; also a bare
+ * date "2026-11-26" taken as midnight UTC.  Rejects anything else. */
+int meter_parse_time(const char *s, meter_time *out, char err[METER_ERRMAX]);
+
+/* Formats as "2026-11-26T09:30:00Z" (or with "+08:00" for a non-zero
+ * offset in minutes); milliseconds appear only when non-zero. */
+void meter_format_time(meter_time t, int offset_min, char buf[40]);
+
+/* Formats pack-µs as minutes with 3 decimals, truncated ("12.345"). */
+void meter_format_minutes(int64_t us, char buf[32]);
+
+/* ---------------------------------------------------- classes and rates -- */
+
+typedef enum meter_class {
+    METER_CLASS_GENERAL = 0,
+    METER_CLASS_TSC     = 1,
+} meter_class;
+
+/* "general" | "tsc" (case-insensitive). */
+int meter_class_parse(const char *s, meter_class *out);
+const char *meter_class_name(meter_class c);
+
+enum meter_spec_flags {
+    METER_SPEC_OVERSIZE = 1u << 0,  /* short edge > 4320: billed as 8K, flagged */
+    METER_SPEC_AUDIO    = 1u << 1,
+    METER_SPEC_REMUX    = 1u << 2,
+};
+
+/* What an output is, for billing. */
+typedef struct meter_spec {
+    char ttype[METER_TTYPE_MAX];  /* "Standard.H265.FHD", "TESHD-10.H264.HD",
+                                     "Audio", "TESHD-20.Audio", "Remuxing" */
+    char codec[16];               /* canonical: "H264", "H265", "AV1", … */
+    char tier[8];                 /* "SD" … "8K"; "" for audio and remux  */
+    unsigned flags;               /* METER_SPEC_* */
+} meter_spec;
+
+/* Maps (class, codec, width, height) to a transcoding type.
+ * codec: h264|avc|libx264|h264_*, h265|hevc|libx265|hevc_*, av1|libsvtav1|
+ * libaom-av1|librav1e|av1_*, mvhevc, an audio codec (aac, opus, mp3, ac3,
+ * eac3, flac, vorbis, pcm, audio), or copy|remux; plus any codec the
+ * store's rate table was extended with (pass st = NULL for built-ins only).
+ * Video needs width, height > 0; the tier is decided by the short edge.
+ * Audio and remux ignore width and height. */
+int meter_classify(const struct meter_store *st, meter_class cls,
+                   const char *codec, int width, int height,
+                   meter_spec *out, char err[METER_ERRMAX]);
+
+/* One row of the effective rate table. */
+typedef struct meter_rate {
+    meter_class cls;
+    char ttype[METER_TTYPE_MAX];
+    int64_t num, den;   /* one output minute consumes num/den pack minutes;
+                           den == 0: no published ratio — not deductible,
+                           all usage of this type is overage */
+    int overridden;     /* 1 when the row comes from the database */
+} meter_rate;
+
+/* The built-in rate table (billing-rules.md §3) overlaid with the rows in
+ * the store's `rates` table.  Sorted by class, then ttype. */
+int meter_rates_list(struct meter_store *st, meter_rate **rows, size_t *n);
+
+/* The effective rate for one (class, ttype); METER_ENOTFOUND if the type
+ * has no row at all (then it is also not deductible). */
+int meter_rate_lookup(struct meter_store *st, meter_class cls,
+                      const char *ttype, meter_rate *out);
+
+/* Overrides or adds a rate: ratio is "4", "0.25", "1/4" or "none".
+ * ttype must look like "Standard.VP9.HD", "TESHD-10.AV1.8K", "Audio", …
+ * A new codec in a video ttype becomes classifiable. */
+int meter_rate_set(struct meter_store *st, meter_class cls,
+                   const char *ttype, const char *ratio);
+/* Removes an override (back to the built-in row, or gone if none). */
+int meter_rate_unset(struct meter_store *st, meter_class cls, const char *ttype);
+
+typedef enum meter_rounding {
+    METER_ROUND_EXACT       = 0,  /* billed = ceil(duration × ratio) in µs */
+    METER_ROUND_CEIL_MINUTE = 1,  /* duration first rounded up to whole
+                                     minutes, per usage record (output) */
+} meter_rounding;
+
+/* Pack-µs a duration consumes under a rate and a rounding policy.
+ * A non-deductible rate (den == 0) still yields the duration-based amount
+ * at ratio 1, so overage keeps a size; *deductible says which it is. */
+int meter_bill(const meter_rate *rate, meter_rounding rounding,
+               int64_t duration_us, int64_t *billed_us, int *deductible);
+
+/* --------------------------------------------------------------- store -- */
+
+typedef struct meter_store meter_store;
+
+enum meter_open_flags {
+    METER_OPEN_CREATE   = 1u << 0,  /* create and initialise a new database */
+    METER_OPEN_READONLY = 1u << 1,
+};
+
+/* The database path: $METER_DB if set, else /var/lib/ffmeter/meter.db. */
+const char *meter_default_db_path(void);
+
+/* Opens (and with METER_OPEN_CREATE creates) a store.  Refuses — leaving
+ * the file untouched — a file that is not SQLite, is corrupt, is another
+ * application's database, or was written by a newer schema version; older
+ * schemas are migrated forward in one transaction.  WAL, busy_timeout 10 s.
+ * On failure *out is NULL and err holds the reason. */
+int meter_open(const char *path, unsigned flags, meter_store **out,
+               char err[METER_ERRMAX]);
+void meter_close(meter_store *st);
+
+/* The last error message of this store (never NULL). */
+const char *meter_errmsg(const meter_store *st);
+
+/* Settings kept in the database:
+ *   node        this node's name in usage records (default: hostname)
+ *   node_id     random id fixed at creation (read-only)
+ *   rounding    exact | ceil-minute
+ *   settlement  realtime | daily
+ *   day_offset  the offset whose midnight starts a billing day, "+00:00"
+ * get returns a malloc'd string (meter_free); set validates the value. */
+int meter_setting_get(meter_store *st, const char *key, char **value);
+int meter_setting_set(meter_store *st, const char *key, const char *value);
+
+/* Schema version of this libmeter (PRAGMA user_version of its databases). */
+int meter_schema_version(void);
+
+/* --------------------------------------------------------------- packs -- */
+
+typedef struct meter_pack {
+    char id[METER_NAME_MAX];
+    meter_class type;
+    int64_t total_us;       /* never changes */
+    int64_t remaining_us;   /* total − Σ deductions */
+    meter_time start;       /* purchase = start of validity */
+    meter_time end;         /* start + 1 year (calendar year, UTC) */
+    int frozen;
+    meter_time refunded_at; /* 0 when not refunded */
+    int64_t deductions;     /* number of deduction records against it */
+    char status[12];        /* refunded > frozen > expired > exhausted >
+                               pending (start in the future) > valid */
+} meter_pack;
+
+/* Buys a pack of `minutes` (1 … 10^7) whole minutes.  id NULL: generated
+ * ("pk-YYYYMMDD-xxxxxxxx").  start 0: now.  out may be NULL. */
+int meter_pack_add(meter_store *st, const char *id, meter_class type,
+                   int64_t minutes, meter_time start, meter_pack *out);
+int meter_pack_get(meter_store *st, const char *id, meter_pack *out);
+
+typedef struct meter_pack_filter {
+    const char *id_like;   /* substring of the id, or NULL */
+    int type;              /* meter_class, or -1 for any */
+    const char *status;    /* "valid", "expired", …, or NULL */
+} meter_pack_filter;
+/* Packs in deduction order (end, start, id).  filter may be NULL. */
+int meter_pack_list(meter_store *st, const meter_pack_filter *filter,
+                    meter_pack **rows, size_t *n);
+
+/* Freeze / unfreeze: refused for refunded packs; freezing a frozen pack or
+ * unfreezing an unfrozen one is refused with the reason. */
+int meter_pack_freeze(meter_store *st, const char *id);
+int meter_pack_unfreeze(meter_store *st, const char *id);
+/* Refund: only while now ≤ start + 5 days (the whole 5th day included)
+ * and only if the pack was never deducted from; else METER_EREFUSED. */
+int meter_pack_refund(meter_store *st, const char *id);
+
+/* Pack-µs usable right now by `cls` (valid packs only). */
+int meter_available(meter_store *st, meter_class cls, int64_t *us);
+
+/* --------------------------------------------------------------- usage -- */
+
+/* One measured output (or one segment of it at one resolution). */
+typedef struct meter_usage_in {
+    const char *job;        /* required, ≤ METER_NAME_MAX */
+    const char *output;     /* required: the rendition's label */
+    meter_class cls;
+    const char *codec;      /* see meter_classify */
+    int width, height;      /* video: > 0; audio/remux: ignored */
+    int64_t duration_us;    /* 1 … METER_DURATION_MAX_US */
+    meter_time at;          /* when it was recorded; 0 = now */
+} meter_usage_in;
+
+typedef struct meter_usage_result {
+    char id[METER_ID_MAX];          /* globally unique: "<node_id>-u<seq>" */
+    char ttype[METER_TTYPE_MAX];
+    int64_t billed_us;              /* pack-µs this usage consumes */
+    int64_t covered_us;             /* of which deducted from packs */
+    int64_t overage_us;             /* of which no pack covered */
+    int settled;                    /* 0 in daily mode until `settle` */
+} meter_usage_result;
+
+/* Records one usage: classify, bill, deduct (realtime mode) from valid packs
+ * of the same class earliest end first (then start, then id), splitting
+ * across packs; the rest is overage.  Usage + deductions + outbox entries in
+ * one transaction.  out may be NULL. */
+int meter_record(meter_store *st, const meter_usage_in *in,
+                 meter_usage_result *out);
+
+typedef struct meter_settle_result {
+    int days;          /* (day, class, ttype) groups settled */
+    int64_t billed_us;
+    int64_t covered_us;
+    int64_t overage_us;
+} meter_settle_result;
+
+/* Daily settlement: usage of every day before today (in day_offset) not yet
+ * settled is deducted per (day, class, ttype), from packs valid now whose
+ * start is before that day's end (a pack bought on D+1 cannot pay day D).
+ * Idempotent; a no-op in realtime mode except for usage recorded while the
+ * store was in daily mode.  out may be NULL. */
+int meter_settle(meter_store *st, meter_settle_result *out);
+
+/* ------------------------------------------------------------- queries -- */
+
+typedef struct meter_query {
+    const char *pack_id;   /* exact, or NULL; "-" selects overage rows */
+    int type;              /* meter_class, or -1 */
+    const char *ttype;     /* exact transcoding type, or NULL */
+    const char *job;       /* jobs query only: exact job id, or NULL */
+    meter_time from, to;   /* [from, to); 0 = unbounded */
+} meter_query;
+
+/* The console's usage details: one row per day × pack × transcoding type. */
+typedef struct meter_usage_row {
+    char day[11];                  /* "2026-11-26" in day_offset */
+    char pack_id[METER_NAME_MAX];  /* "" for overage */
+    meter_class type;
+    char ttype[METER_TTYPE_MAX];
+    int64_t used_us;               /* Σ deducted that day */
+    int64_t before_us;             /* pack balance before the day's first */
+    int64_t after_us;              /* and after its last deduction */
+    meter_time first_at, last_at;
+    int64_t count;                 /* deduction records summed */
+} meter_usage_row;
+int meter_usage_details(meter_store *st, const meter_query *q,
+                        meter_usage_row **rows, size_t *n);
+
+/* The raw per-output records. */
+typedef struct meter_job_row {
+    char id[METER_ID_MAX];
+    char job[METER_NAME_MAX];
+    char output[METER_NAME_MAX];
+    char node[METER_NAME_MAX];
+    meter_class cls;
+    char ttype[METER_TTYPE_MAX];
+    char codec[16];
+    int width, height;
+    int64_t duration_us, billed_us, covered_us, overage_us;
+    meter_time started_at, recorded_at;
+    char state[12];                /* done | interrupted | manual | spooled */
+    int settled;
+} meter_job_row;
+int meter_jobs(meter_store *st, const meter_query *q,
+               meter_job_row **rows, size_t *n);
+
+/* Running and finished sessions, for `meterctl jobs --sessions`. */
+typedef struct meter_session_row {
+    char id[METER_ID_MAX];
+    char job[METER_NAME_MAX];
+    char output[METER_NAME_MAX];
+    meter_class cls;
+    char codec[16];
+    char status[12];               /* running | done | interrupted */
+    int64_t duration_us;           /* as of the last checkpoint */
+    int segments;
+    int pid;
+    meter_time opened_at, updated_at;
+} meter_session_row;
+int meter_sessions(meter_store *st, const meter_query *q,
+                   meter_session_row **rows, size_t *n);
+
+/* -------------------------------------------------------------- verify -- */
+
+/* Checks every invariant and calls report() once per violation with a
+ * one-line description:
+ *   - per pack: total − remaining = Σ its deductions; 0 ≤ remaining ≤ total
+ *   - no deduction outside its pack's validity, while frozen or refunded,
+ *     or from a pack of another class
+ *   - per deduction: before − amount = after, chained per pack in time order
+ *   - per charged usage: Σ its deductions + overage = billed
+ *   - a refunded pack has no deductions
+ * *violations gets the count (0 = all good).  report may be NULL. */
+int meter_verify(meter_store *st,
+                 void (*report)(void *ctx, const char *problem), void *ctx,
+                 size_t *violations);
+
+/* ------------------------------------------------------------ sessions -- */
+/*
+ * A session meters one output of one running job.  The filter calls
+ * meter_session_segment() as frames pass (no I/O), meter_session_checkpoint()
+ * every few seconds of output (persists progress), and exactly one of
+ * meter_session_finalize() (EOF or downstream close) or
+ * meter_session_detach() (uninit without EOF, e.g. a graph re-init).
+ *
+ * Re-init: a session opened in the same process with the same db, job and
+ * output as a detached one resumes it, so the output is billed once in full.
+ * Sessions still detached or open when the process exits are finalized by an
+ * atexit handler (status interrupted if they never saw EOF).  A process that
+ * dies without exiting (SIGKILL) leaves a "running" session with its last
+ * checkpoint; meter_reap() — run by every session open and by `meterctl
+ * reap` — finalizes it as interrupted once its process is gone.
+ *
+ * Database failures: with METER_SESSION_SPOOL the session keeps measuring
+ * and writes its state to a spool file (checkpoints and the final record)
+ * that meter_import_spool() loads later; nothing is lost.  Without it the
+ * failing call returns the error.
+ */
+typedef struct meter_session meter_session;
+
+enum meter_session_flags {
+    METER_SESSION_ENFORCE     = 1u << 0,  /* refuse to open when no minutes */
+    METER_SESSION_SPOOL       = 1u << 1,  /* on DB failure, spool to a file */
+    METER_SESSION_IDEMPOTENT  = 1u << 2,  /* job+output already billed:
+                                             bill nothing this time */
+};
+
+typedef struct meter_session_opts {
+    const char *db;         /* NULL: meter_default_db_path() */
+    const char *job;        /* NULL: $METER_JOB, else meter_default_job() */
+    const char *output;     /* required */
+    meter_class cls;
+    const char *codec;      /* see meter_classify */
+    unsigned flags;         /* METER_SESSION_* */
+    const char *spool_dir;  /* NULL: $METER_SPOOL, else "<db>.spool" */
+} meter_session_opts;
+
+/* A job id for this process, the same on every call: "<host>-<pid>-<t>". */
+const char *meter_default_job(void);
+
+/* Opens (or resumes, see above) a session.  Validates class and codec;
+ * with ENFORCE refuses (METER_ENOMINUTES) when no valid pack of the class
+ * has minutes.  With SPOOL a database that cannot be opened is not an
+ * error: the session runs spooled (meter_session_spooled() says so). */
+int meter_session_open(const meter_session_opts *o, meter_session **out,
+                       char err[METER_ERRMAX]);
+
+/* Reports progress: the output's current segment has this size and has
+ * lasted duration_us so far (cumulative, not a delta — the caller keeps
+ * exact time and converts once).  A different width×height starts a new
+ * segment; audio passes 0×0.  No I/O.  Returns METER_ENOMINUTES (progress
+ * still recorded) when, with ENFORCE, the minutes billed so far exceed what
+ * the packs held at the last checkpoint. */
+int meter_session_segment(meter_session *s, int width, int height,
+                          int64_t duration_us);
+
+/* Persists progress (one short transaction, or the spool file).  Returns a
+ * database error without losing anything; the caller may go on. */
+int meter_session_checkpoint(meter_session *s);
+
+typedef struct meter_session_summary {
+    char job[METER_NAME_MAX];
+    char output[METER_NAME_MAX];
+    char ttype[METER_TTYPE_MAX];   /* of the longest segment */
+    int segments;
+    int64_t duration_us;           /* Σ segments */
+    int64_t billed_us, covered_us, overage_us;
+    char packs[256];               /* "pk-a,pk-b" (truncated with "…") */
+    int spooled;                   /* 1: went to the spool file */
+    int already_billed;            /* IDEMPOTENT and billed before */
+} meter_session_summary;
+
+/* Finalizes exactly once: usage records (one per segment), deductions and
+ * outbox entries in one transaction, status done (or interrupted).  A
+ * second call returns METER_EFINALIZED.  out may be NULL. */
+int meter_session_finalize(meter_session *s, int interrupted,
+                           meter_session_summary *out);
+
+/* Uninit without EOF: checkpoint and leave the session for a resuming
+ * instance or the exit handler.  s must not be used afterwards. */
+void meter_session_detach(meter_session *s);
+
+/* Frees a finalized session (a not-finalized one is detached instead). */
+void meter_session_close(meter_session *s);
+
+int meter_session_spooled(const meter_session *s);
+const char *meter_session_id(const meter_session *s);
+const char *meter_session_errmsg(const meter_session *s);
+
+/* Finalizes, as interrupted, running sessions of this host whose process is
+ * gone.  *count (may be NULL) gets how many. */
+int meter_reap(meter_store *st, int *count);
+
+/* Imports every *.spool file of dir (finalized or checkpoint-only sessions)
+ * into the store, each in one transaction, then removes the file; a session
+ * already imported is skipped (and its file removed). */
+int meter_import_spool(meter_store *st, const char *dir, int *imported);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* METER_H */
