@@ -65,6 +65,9 @@ enum meter_error {
     METER_EFINALIZED  = -12,  /* session already finalized                   */
 };
 
+/* The store: one open database (see "store" below). */
+typedef struct meter_store meter_store;
+
 /* A static English name for a METER_E* code ("invalid argument", …). */
 const char *meter_strerror(int code);
 
@@ -125,7 +128,7 @@ typedef struct meter_spec {
  * store's rate table was extended with (pass st = NULL for built-ins only).
  * Video needs width, height > 0; the tier is decided by the short edge.
  * Audio and remux ignore width and height. */
-int meter_classify(const struct meter_store *st, meter_class cls,
+int meter_classify(const meter_store *st, meter_class cls,
                    const char *codec, int width, int height,
                    meter_spec *out, char err[METER_ERRMAX]);
 
@@ -141,20 +144,20 @@ typedef struct meter_rate {
 
 /* The built-in rate table (billing-rules.md §3) overlaid with the rows in
  * the store's `rates` table.  Sorted by class, then ttype. */
-int meter_rates_list(struct meter_store *st, meter_rate **rows, size_t *n);
+int meter_rates_list(meter_store *st, meter_rate **rows, size_t *n);
 
 /* The effective rate for one (class, ttype); METER_ENOTFOUND if the type
  * has no row at all (then it is also not deductible). */
-int meter_rate_lookup(struct meter_store *st, meter_class cls,
+int meter_rate_lookup(meter_store *st, meter_class cls,
                       const char *ttype, meter_rate *out);
 
 /* Overrides or adds a rate: ratio is "4", "0.25", "1/4" or "none".
  * ttype must look like "Standard.VP9.HD", "TESHD-10.AV1.8K", "Audio", …
  * A new codec in a video ttype becomes classifiable. */
-int meter_rate_set(struct meter_store *st, meter_class cls,
+int meter_rate_set(meter_store *st, meter_class cls,
                    const char *ttype, const char *ratio);
 /* Removes an override (back to the built-in row, or gone if none). */
-int meter_rate_unset(struct meter_store *st, meter_class cls, const char *ttype);
+int meter_rate_unset(meter_store *st, meter_class cls, const char *ttype);
 
 typedef enum meter_rounding {
     METER_ROUND_EXACT       = 0,  /* billed = ceil(duration × ratio) in µs */
@@ -169,8 +172,6 @@ int meter_bill(const meter_rate *rate, meter_rounding rounding,
                int64_t duration_us, int64_t *billed_us, int *deductible);
 
 /* --------------------------------------------------------------- store -- */
-
-typedef struct meter_store meter_store;
 
 enum meter_open_flags {
     METER_OPEN_CREATE   = 1u << 0,  /* create and initialise a new database */
@@ -434,7 +435,7 @@ typedef struct meter_session_summary {
     int segments;
     int64_t duration_us;           /* Σ segments */
     int64_t billed_us, covered_us, overage_us;
-    char packs[256];               /* "pk-a,pk-b" (truncated with "…") */
+    char packs[256];               /* "pk-a,pk-b" (truncated with "...") */
     int spooled;                   /* 1: went to the spool file */
     int already_billed;            /* IDEMPOTENT and billed before */
 } meter_session_summary;

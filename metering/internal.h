@@ -1,0 +1,142 @@
+/*
+ * internal.h — what libmeter's files share and nobody else sees.
+ *
+ * Money invariants kept by this library (checked by meter_verify):
+ *   I1  per pack: total_us − remaining_us = Σ amount_us of its deductions,
+ *       and 0 ≤ remaining_us ≤ total_us (also a CHECK constraint);
+ *   I2  a deduction only takes from a pack of its class that, at the
+ *       deduction's time, has started, not ended, is not frozen and is not
+ *       refunded;
+ *   I3  every charge (a realtime usage record or a daily settlement) is
+ *       fully accounted for: Σ its deductions (overage rows included) =
+ *       its billed_us;
+ *   I4  usage, deductions, settlements and pack events are append-only
+ *       (triggers refuse UPDATE and DELETE).
+ * All of one fact (usage + deductions + outbox entries) is written in one
+ * BEGIN IMMEDIATE transaction, so a crash leaves all of it or none.
+ */
+#ifndef METER_INTERNAL_H
+#define METER_INTERNAL_H
+
+#include <sqlite3.h>
+#include <stdarg.h>
+
+#include "meter.h"
+
+#define METER_SCHEMA_VERSION 1
+#define METER_APP_ID "ffmeter"
+#define METER_BUSY_TIMEOUT_MS 10000
+
+struct meter_store {
+    sqlite3 *db;
+    char path[4096];
+    char err[METER_ERRMAX];
+    int readonly;
+};
+
+/* Sets st->err from a printf format and returns code (for `return err(...)`). */
+int meter_fail(meter_store *st, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Same, for a failed SQLite call: maps the SQLite error to a METER_E code and
+ * appends sqlite3_errmsg.  `what` names the operation. */
+int meter_fail_db(meter_store *st, const char *what);
+/* Writes a one-line message into an err buffer (NULL allowed). */
+int meter_fail_buf(char *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Transactions: BEGIN IMMEDIATE (waits up to the busy timeout), COMMIT,
+ * ROLLBACK.  tx_end commits when rc == METER_OK, else rolls back, and
+ * returns the final code. */
+int meter_tx_begin(meter_store *st);
+int meter_tx_end(meter_store *st, int rc);
+
+/* Prepares sql; on failure sets the error and returns NULL. */
+sqlite3_stmt *meter_prepare(meter_store *st, const char *sql);
+/* Steps a statement expected to finish (no rows); finalizes it. */
+int meter_exec_stmt(meter_store *st, sqlite3_stmt *s, const char *what);
+/* Runs one statement with no parameters. */
+int meter_exec(meter_store *st, const char *sql);
+
+/* Text column as a bounded copy ("" for NULL). */
+void meter_col_text(sqlite3_stmt *s, int col, char *dst, size_t cap);
+/* Bounded copy; returns -1 when src does not fit. */
+int meter_copy(char *dst, size_t cap, const char *src);
+
+/* The next global sequence number of this database (meta 'seq'); must be
+ * called inside a write transaction.  Every record id is
+ * "<node_id>-<kind><seq>", and seq orders all records of a database. */
+int meter_next_id(meter_store *st, char kind, int64_t *seq, char id[METER_ID_MAX]);
+
+/* Applies schema migrations from version `from` (schema.c). */
+int meter_schema_migrate(meter_store *st, int from);
+
+/* Settings read inside libmeter. */
+int meter_get_rounding(meter_store *st, meter_rounding *out);
+int meter_get_daily(meter_store *st, int *daily);
+int meter_get_day_offset(meter_store *st, int *offset_min);
+int meter_get_node(meter_store *st, char node[METER_NAME_MAX]);
+
+/* "YYYY-MM-DD" of a time shifted by offset minutes. */
+void meter_day_of(meter_time t, int offset_min, char day[11]);
+/* The first millisecond after that day (the end of day `day`). */
+meter_time meter_day_end(const char day[11], int offset_min);
+/* t + n calendar years (UTC), Feb 29 → Mar 1. */
+meter_time meter_add_years(meter_time t, int n);
+/* Parses "+08:00" / "-05:30" / "Z" into minutes. */
+int meter_parse_offset(const char *s, int *minutes);
+
+/* Names checked everywhere: non-empty, ≤ METER_NAME_MAX-1 bytes, printable,
+ * no control characters. `what` names the field in the error. */
+int meter_check_name(char *err, const char *what, const char *s);
+
+/* Charges `billed_us` pack-µs of (cls, ttype) at time `at` against valid
+ * packs (earliest end, then start, then id), splitting, and writes the rest
+ * as an overage row.  deductible = 0 sends everything to overage.
+ * start_before: only packs with start_at < start_before (0 = any started).
+ * Must run inside a write transaction.  covered/overage may be NULL.
+ * packs_csv (may be NULL) receives the ids used, comma separated. */
+int meter_charge(meter_store *st, const char *charge_id, meter_class cls,
+                 const char *ttype, int64_t billed_us, int deductible,
+                 meter_time at, meter_time start_before,
+                 int64_t *covered, int64_t *overage,
+                 char *packs_csv, size_t packs_cap);
+
+/* One usage record inside an open transaction: classify, bill, insert,
+ * deduct (realtime) and enqueue for sync.  state: "manual", "done",
+ * "interrupted", "spooled".  session_id may be NULL. */
+int meter_record_tx(meter_store *st, const meter_usage_in *in,
+                    const char *session_id, const char *state,
+                    meter_time started_at, meter_usage_result *out,
+                    char *packs_csv, size_t packs_cap);
+
+/* Appends to the sync outbox. */
+int meter_outbox_add(meter_store *st, const char *kind, const char *record_id,
+                     meter_time at);
+
+/* Host name and this process's start time (to tell a pid's reuse apart). */
+void meter_hostname(char buf[METER_NAME_MAX]);
+int64_t meter_proc_start(int pid);  /* -1 when the process does not exist */
+
+/* Spool files (session.c ↔ spool.c). */
+struct meter_spool_state {
+    char session_id[METER_ID_MAX];
+    char job[METER_NAME_MAX];
+    char output[METER_NAME_MAX];
+    char node[METER_NAME_MAX];
+    char host[METER_NAME_MAX];
+    meter_class cls;
+    char codec[32];
+    unsigned flags;
+    int pid;
+    int64_t proc_start;
+    meter_time opened_at, updated_at;
+    int final;          /* 1: finalized; 0: a checkpoint */
+    int interrupted;
+    int nseg;
+    struct { int width, height; int64_t duration_us; } *seg;
+};
+int meter_spool_write(const char *dir, const struct meter_spool_state *s,
+                      char err[METER_ERRMAX]);
+int meter_spool_remove(const char *dir, const char *session_id);
+
+#endif /* METER_INTERNAL_H */

@@ -1,0 +1,321 @@
+/*
+ * packs.c — resource packs: purchase, status, freeze, refund.
+ *
+ * A pack's balance only moves through deductions (deduct.c); this file
+ * changes nothing but its flags, and records every administrative action as
+ * an append-only pack event that also goes to the sync outbox.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define PACK_MINUTES_MAX INT64_C(10000000)    /* 10^7 minutes ≈ 166,667 hours */
+#define REFUND_WINDOW_MS (5 * METER_MS_PER_DAY) /* 5th day included */
+
+static const char pack_columns[] =
+    "id, type, total_us, remaining_us, start_at, end_at, frozen, refunded_at,"
+    " (SELECT count(*) FROM deductions d WHERE d.pack_id = packs.id)";
+
+static void pack_status(meter_pack *p, meter_time now)
+{
+    const char *s;
+    if (p->refunded_at)
+        s = "refunded";
+    else if (p->frozen)
+        s = "frozen";
+    else if (now >= p->end)
+        s = "expired";
+    else if (p->remaining_us == 0)
+        s = "exhausted";
+    else if (now < p->start)
+        s = "pending";
+    else
+        s = "valid";
+    strcpy(p->status, s);
+}
+
+static void read_pack(sqlite3_stmt *s, meter_pack *p, meter_time now)
+{
+    memset(p, 0, sizeof *p);
+    meter_col_text(s, 0, p->id, sizeof p->id);
+    p->type = (meter_class)sqlite3_column_int(s, 1);
+    p->total_us = sqlite3_column_int64(s, 2);
+    p->remaining_us = sqlite3_column_int64(s, 3);
+    p->start = sqlite3_column_int64(s, 4);
+    p->end = sqlite3_column_int64(s, 5);
+    p->frozen = sqlite3_column_int(s, 6);
+    p->refunded_at = sqlite3_column_int64(s, 7);
+    p->deductions = sqlite3_column_int64(s, 8);
+    pack_status(p, now);
+}
+
+int meter_pack_get(meter_store *st, const char *id, meter_pack *out)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql, "SELECT %s FROM packs WHERE id = ?1", pack_columns);
+    sqlite3_stmt *s = meter_prepare(st, sql);
+    if (!s)
+        return METER_EDB;
+    sqlite3_bind_text(s, 1, id ? id : "", -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    int code = METER_OK;
+    if (rc == SQLITE_ROW)
+        read_pack(s, out, meter_now());
+    else if (rc == SQLITE_DONE)
+        code = meter_fail(st, METER_ENOTFOUND, "no pack '%s'", id ? id : "");
+    else
+        code = meter_fail_db(st, "read pack");
+    sqlite3_finalize(s);
+    return code;
+}
+
+static int valid_pack_id(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n >= METER_NAME_MAX || strcmp(id, "-") == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)id[i]) && !strchr("._-:", id[i]))
+            return 0;
+    return 1;
+}
+
+/* Appends a pack event and queues it for sync. */
+static int pack_event(meter_store *st, const char *pack_id, const char *action, meter_time at)
+{
+    int64_t seq;
+    char eid[METER_ID_MAX];
+    int rc = meter_next_id(st, 'e', &seq, eid);
+    if (rc != METER_OK)
+        return rc;
+    sqlite3_stmt *s = meter_prepare(st,
+        "INSERT INTO pack_events(seq, id, pack_id, action, at) VALUES(?1, ?2, ?3, ?4, ?5)");
+    if (!s)
+        return METER_EDB;
+    sqlite3_bind_int64(s, 1, seq);
+    sqlite3_bind_text(s, 2, eid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, pack_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, action, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, at);
+    rc = meter_exec_stmt(st, s, "record pack event");
+    return rc == METER_OK ? meter_outbox_add(st, "pack_event", eid, at) : rc;
+}
+
+int meter_pack_add(meter_store *st, const char *id, meter_class type, int64_t minutes,
+                   meter_time start, meter_pack *out)
+{
+    if (type != METER_CLASS_GENERAL && type != METER_CLASS_TSC)
+        return meter_fail(st, METER_EINVAL, "unknown pack type (general or tsc)");
+    if (minutes <= 0 || minutes > PACK_MINUTES_MAX)
+        return meter_fail(st, METER_EINVAL, "pack minutes must be between 1 and %lld, not %lld",
+                          (long long)PACK_MINUTES_MAX, (long long)minutes);
+    if (id && !valid_pack_id(id))
+        return meter_fail(st, METER_EINVAL, "invalid pack id '%s' (letters, digits, '.', "
+                          "'_', '-', ':'; at most %d bytes)", id, METER_NAME_MAX - 1);
+    if (start < 0)
+        return meter_fail(st, METER_EINVAL, "pack start is before 1970");
+    meter_time now = meter_now();
+    if (start == 0)
+        start = now;
+
+    char gen[METER_NAME_MAX];
+    int rc = meter_tx_begin(st);
+    if (rc != METER_OK)
+        return rc;
+    if (!id) {
+        /* pk-YYYYMMDD-xxxxxxxx: sortable by purchase day, random tail. */
+        char day[11];
+        meter_day_of(start, 0, day);
+        sqlite3_stmt *r = meter_prepare(st, "SELECT lower(hex(randomblob(4)))");
+        if (!r || sqlite3_step(r) != SQLITE_ROW) {
+            sqlite3_finalize(r);
+            return meter_tx_end(st, meter_fail_db(st, "generate pack id"));
+        }
+        snprintf(gen, sizeof gen, "pk-%.4s%.2s%.2s-%s", day, day + 5, day + 8,
+                 (const char *)sqlite3_column_text(r, 0));
+        sqlite3_finalize(r);
+        id = gen;
+    }
+    sqlite3_stmt *s = meter_prepare(st,
+        "INSERT INTO packs(id, type, total_us, remaining_us, start_at, end_at, created_at)"
+        " VALUES(?1, ?2, ?3, ?3, ?4, ?5, ?6)");
+    if (!s)
+        return meter_tx_end(st, METER_EDB);
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, (int)type);
+    sqlite3_bind_int64(s, 3, minutes * METER_US_PER_MIN);
+    sqlite3_bind_int64(s, 4, start);
+    sqlite3_bind_int64(s, 5, meter_add_years(start, 1));
+    sqlite3_bind_int64(s, 6, now);
+    rc = meter_exec_stmt(st, s, "add pack");
+    if (rc == METER_EEXIST)
+        rc = meter_fail(st, METER_EEXIST, "pack '%s' already exists", id);
+    if (rc == METER_OK)
+        rc = pack_event(st, id, "purchase", now);
+    char keep[METER_NAME_MAX];
+    meter_copy(keep, sizeof keep, id);
+    rc = meter_tx_end(st, rc);
+    if (rc == METER_OK && out)
+        rc = meter_pack_get(st, keep, out);
+    return rc;
+}
+
+int meter_pack_list(meter_store *st, const meter_pack_filter *f, meter_pack **rows, size_t *n)
+{
+    *rows = NULL;
+    *n = 0;
+    static const char *const statuses[] = {
+        "valid", "frozen", "expired", "exhausted", "refunded", "pending",
+    };
+    if (f && f->status) {
+        int ok = 0;
+        for (size_t i = 0; i < sizeof statuses / sizeof *statuses; i++)
+            ok |= strcmp(f->status, statuses[i]) == 0;
+        if (!ok)
+            return meter_fail(st, METER_EINVAL, "unknown status '%s' (valid, frozen, expired, "
+                              "exhausted, pending, refunded)", f->status);
+    }
+    char sql[768];
+    snprintf(sql, sizeof sql,
+             "SELECT %s FROM packs WHERE (?1 IS NULL OR instr(id, ?1) > 0)"
+             " AND (?2 < 0 OR type = ?2) ORDER BY end_at, start_at, id", pack_columns);
+    sqlite3_stmt *s = meter_prepare(st, sql);
+    if (!s)
+        return METER_EDB;
+    if (f && f->id_like)
+        sqlite3_bind_text(s, 1, f->id_like, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, f ? f->type : -1);
+    meter_time now = meter_now();
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        meter_pack p;
+        read_pack(s, &p, now);
+        if (f && f->status && strcmp(f->status, p.status) != 0)
+            continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            meter_pack *np = realloc(*rows, cap * sizeof *np);
+            if (!np) {
+                sqlite3_finalize(s);
+                free(*rows);
+                *rows = NULL;
+                *n = 0;
+                return meter_fail(st, METER_ENOMEM, "out of memory");
+            }
+            *rows = np;
+        }
+        (*rows)[(*n)++] = p;
+    }
+    int code = rc == SQLITE_DONE ? METER_OK : meter_fail_db(st, "list packs");
+    sqlite3_finalize(s);
+    if (code != METER_OK) {
+        free(*rows);
+        *rows = NULL;
+        *n = 0;
+    }
+    return code;
+}
+
+/* Reads the pack inside the caller's transaction. */
+static int pack_in_tx(meter_store *st, const char *id, meter_pack *p, meter_time now)
+{
+    int rc = meter_pack_get(st, id, p);
+    if (rc == METER_OK)
+        pack_status(p, now);
+    return rc;
+}
+
+static int set_frozen(meter_store *st, const char *id, int frozen)
+{
+    meter_time now = meter_now();
+    meter_pack p;
+    int rc = meter_tx_begin(st);
+    if (rc != METER_OK)
+        return rc;
+    rc = pack_in_tx(st, id, &p, now);
+    if (rc == METER_OK && p.refunded_at)
+        rc = meter_fail(st, METER_EREFUSED, "pack '%s' is refunded", id);
+    if (rc == METER_OK && p.frozen == frozen)
+        rc = meter_fail(st, METER_EREFUSED, "pack '%s' is %s frozen", id,
+                        frozen ? "already" : "not");
+    if (rc == METER_OK) {
+        sqlite3_stmt *s = meter_prepare(st, "UPDATE packs SET frozen = ?2 WHERE id = ?1");
+        if (!s)
+            rc = METER_EDB;
+        else {
+            sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+            sqlite3_bind_int(s, 2, frozen);
+            rc = meter_exec_stmt(st, s, frozen ? "freeze pack" : "unfreeze pack");
+        }
+    }
+    if (rc == METER_OK)
+        rc = pack_event(st, id, frozen ? "freeze" : "unfreeze", now);
+    return meter_tx_end(st, rc);
+}
+
+int meter_pack_freeze(meter_store *st, const char *id)
+{
+    return set_frozen(st, id, 1);
+}
+
+int meter_pack_unfreeze(meter_store *st, const char *id)
+{
+    return set_frozen(st, id, 0);
+}
+
+int meter_pack_refund(meter_store *st, const char *id)
+{
+    meter_time now = meter_now();
+    meter_pack p;
+    int rc = meter_tx_begin(st);
+    if (rc != METER_OK)
+        return rc;
+    rc = pack_in_tx(st, id, &p, now);
+    if (rc == METER_OK && p.refunded_at)
+        rc = meter_fail(st, METER_EREFUSED, "pack '%s' is already refunded", id);
+    if (rc == METER_OK && (p.deductions > 0 || p.remaining_us != p.total_us))
+        rc = meter_fail(st, METER_EREFUSED, "pack '%s' cannot be refunded: it has been used "
+                        "(no refund once used)", id);
+    if (rc == METER_OK && now - p.start > REFUND_WINDOW_MS) {
+        char when[40];
+        meter_format_time(p.start + REFUND_WINDOW_MS, 0, when);
+        rc = meter_fail(st, METER_EREFUSED, "pack '%s' cannot be refunded: the 5-day refund "
+                        "window ended at %s", id, when);
+    }
+    if (rc == METER_OK) {
+        sqlite3_stmt *s = meter_prepare(st, "UPDATE packs SET refunded_at = ?2 WHERE id = ?1");
+        if (!s)
+            rc = METER_EDB;
+        else {
+            sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(s, 2, now);
+            rc = meter_exec_stmt(st, s, "refund pack");
+        }
+    }
+    if (rc == METER_OK)
+        rc = pack_event(st, id, "refund", now);
+    return meter_tx_end(st, rc);
+}
+
+int meter_available(meter_store *st, meter_class cls, int64_t *us)
+{
+    *us = 0;
+    sqlite3_stmt *s = meter_prepare(st,
+        "SELECT coalesce(sum(remaining_us), 0) FROM packs WHERE type = ?1 AND frozen = 0"
+        " AND refunded_at IS NULL AND start_at <= ?2 AND end_at > ?2");
+    if (!s)
+        return METER_EDB;
+    sqlite3_bind_int(s, 1, (int)cls);
+    sqlite3_bind_int64(s, 2, meter_now());
+    int code = METER_OK;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        *us = sqlite3_column_int64(s, 0);
+    else
+        code = meter_fail_db(st, "sum available minutes");
+    sqlite3_finalize(s);
+    return code;
+}
