@@ -59,6 +59,9 @@ int meter_exec(meter_store *st, const char *sql);
 
 /* Text column as a bounded copy ("" for NULL). */
 void meter_col_text(sqlite3_stmt *s, int col, char *dst, size_t cap);
+/* Makes room for element n of a malloc'd array (*arrp, capacity *cap,
+ * elements of `elem` bytes), doubling; METER_ENOMEM leaves it as it was. */
+int meter_grow(void *arrp, size_t *cap, size_t n, size_t elem);
 /* Bounded copy; returns -1 when src does not fit. */
 int meter_copy(char *dst, size_t cap, const char *src);
 
@@ -117,9 +120,19 @@ int meter_outbox_add(meter_store *st, const char *kind, const char *record_id,
 void meter_hostname(char buf[METER_NAME_MAX]);
 int64_t meter_proc_start(int pid);  /* -1 when the process does not exist */
 
-/* Spool files (session.c ↔ spool.c). */
-struct meter_spool_state {
-    char session_id[METER_ID_MAX];
+/* ------------------------------------------------------------ sessions -- */
+
+struct meter_seg {
+    int width, height;        /* 0×0 for audio */
+    int64_t duration_us;
+    int64_t rate_num, rate_den;  /* cached for ENFORCE estimates; den 0 = none */
+};
+
+/* Everything needed to bill a session: held in memory by a running
+ * session, stored in the sessions tables at checkpoints, written to spool
+ * files, and read back by the reaper and the spool importer. */
+struct meter_session_state {
+    char id[METER_ID_MAX];
     char job[METER_NAME_MAX];
     char output[METER_NAME_MAX];
     char node[METER_NAME_MAX];
@@ -130,13 +143,29 @@ struct meter_spool_state {
     int pid;
     int64_t proc_start;
     meter_time opened_at, updated_at;
-    int final;          /* 1: finalized; 0: a checkpoint */
+    int final;          /* spool files: 1 finalized, 0 a checkpoint */
     int interrupted;
     int nseg;
-    struct { int width, height; int64_t duration_us; } *seg;
+    size_t capseg;
+    struct meter_seg *seg;
 };
-int meter_spool_write(const char *dir, const struct meter_spool_state *s,
+
+/* Appends a segment (no merge); METER_ENOMEM on failure. */
+int meter_state_push(struct meter_session_state *s, int width, int height, int64_t dur);
+
+/* Inside a write transaction: marks the session finalized with `status`
+ * (inserting its row if the database never saw it, as for spooled
+ * sessions), stores its segments, and records one usage per run of equal
+ * size.  METER_EFINALIZED if the row is already final.  sum may be NULL. */
+int meter_session_bill_tx(meter_store *st, const struct meter_session_state *s,
+                          const char *status, meter_session_summary *sum);
+
+/* Stores a session's segments as they are now (checkpoints). */
+int meter_session_save_segments(meter_store *st, const struct meter_session_state *s);
+
+/* Spool files (spool.c): "<dir>/<session id>.spool", written atomically. */
+int meter_spool_write(const char *dir, const struct meter_session_state *s,
                       char err[METER_ERRMAX]);
-int meter_spool_remove(const char *dir, const char *session_id);
+void meter_spool_remove(const char *dir, const char *session_id);
 
 #endif /* METER_INTERNAL_H */

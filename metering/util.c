@@ -233,3 +233,16 @@ int64_t meter_proc_start(int pid)
         return -1;
     return strtoll(p + 1, NULL, 10);
 }
+
+int meter_grow(void *arrp, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap)
+        return METER_OK;
+    size_t nc = *cap ? *cap * 2 : 16;
+    void *p = realloc(*(void **)arrp, nc * elem);
+    if (!p)
+        return METER_ENOMEM;
+    *(void **)arrp = p;
+    *cap = nc;
+    return METER_OK;
+}

@@ -1,0 +1,120 @@
+/*
+ * verify.c — checks every money invariant (internal.h I1–I4) and reports
+ * each violation as one line.  Each check is a query whose rows are the
+ * violations, already worded.
+ */
+#include "internal.h"
+
+static const char *const checks[] = {
+    /* I1: balance = total − Σ deductions. */
+    "SELECT printf('pack %s: total %d - remaining %d = %d, but its deductions sum to %d',"
+    "  p.id, p.total_us, p.remaining_us, p.total_us - p.remaining_us,"
+    "  coalesce(sum(d.amount_us), 0))"
+    " FROM packs p LEFT JOIN deductions d ON d.pack_id = p.id GROUP BY p.id"
+    " HAVING p.total_us - p.remaining_us <> coalesce(sum(d.amount_us), 0)",
+
+    "SELECT printf('pack %s: remaining %d outside 0..%d', id, remaining_us, total_us)"
+    " FROM packs WHERE remaining_us < 0 OR remaining_us > total_us",
+
+    /* I2: only from a usable pack of the same class. */
+    "SELECT printf('deduction %s: at %d outside pack %s validity [%d, %d)',"
+    "  d.id, d.at, p.id, p.start_at, p.end_at)"
+    " FROM deductions d JOIN packs p ON p.id = d.pack_id"
+    " WHERE d.at < p.start_at OR d.at >= p.end_at",
+
+    "SELECT printf('deduction %s: class %d taken from pack %s of type %d',"
+    "  d.id, d.class, p.id, p.type)"
+    " FROM deductions d JOIN packs p ON p.id = d.pack_id WHERE d.class <> p.type",
+
+    "SELECT printf('deduction %s: taken from pack %s which is refunded', d.id, p.id)"
+    " FROM deductions d JOIN packs p ON p.id = d.pack_id WHERE p.refunded_at IS NOT NULL",
+
+    "SELECT printf('deduction %s: taken from pack %s while it was frozen', d.id, d.pack_id)"
+    " FROM deductions d WHERE d.pack_id IS NOT NULL AND 'freeze' = ("
+    "  SELECT e.action FROM pack_events e WHERE e.pack_id = d.pack_id"
+    "  AND e.action IN ('freeze', 'unfreeze') AND e.seq < d.seq ORDER BY e.seq DESC LIMIT 1)",
+
+    /* Balances chain: before − amount = after, and each deduction starts
+     * where the pack's previous one ended (the first at the total). */
+    "SELECT printf('deduction %s: before %d - amount %d <> after %d',"
+    "  id, before_us, amount_us, after_us)"
+    " FROM deductions WHERE pack_id IS NOT NULL AND before_us - amount_us <> after_us",
+
+    "SELECT printf('deduction %s: pack %s balance before is %d, expected %d',"
+    "  d.id, d.pack_id, d.before_us, coalesce((SELECT x.after_us FROM deductions x"
+    "  WHERE x.pack_id = d.pack_id AND x.seq < d.seq ORDER BY x.seq DESC LIMIT 1), p.total_us))"
+    " FROM deductions d JOIN packs p ON p.id = d.pack_id"
+    " WHERE d.before_us <> coalesce((SELECT x.after_us FROM deductions x"
+    "  WHERE x.pack_id = d.pack_id AND x.seq < d.seq ORDER BY x.seq DESC LIMIT 1), p.total_us)",
+
+    "SELECT printf('overage row %s carries a balance', id) FROM deductions"
+    " WHERE pack_id IS NULL AND (before_us IS NOT NULL OR after_us IS NOT NULL)",
+
+    /* I3: every charge fully accounted for. */
+    "SELECT printf('usage %s: billed %d but deductions + overage = %d',"
+    "  u.id, u.billed_us, coalesce(sum(d.amount_us), 0))"
+    " FROM usage u LEFT JOIN deductions d ON d.charge_id = u.id WHERE u.daily = 0"
+    " GROUP BY u.seq HAVING coalesce(sum(d.amount_us), 0) <> u.billed_us",
+
+    "SELECT printf('usage %s: charged directly although it is settled daily', u.id)"
+    " FROM usage u WHERE u.daily = 1 AND EXISTS (SELECT 1 FROM deductions d"
+    "  WHERE d.charge_id = u.id)",
+
+    "SELECT printf('settlement %s: billed %d but deductions + overage = %d',"
+    "  s.id, s.billed_us, coalesce(sum(d.amount_us), 0))"
+    " FROM settlements s LEFT JOIN deductions d ON d.charge_id = s.id"
+    " GROUP BY s.seq HAVING coalesce(sum(d.amount_us), 0) <> s.billed_us",
+
+    "SELECT printf('settlement %s: billed %d but its usage sums to %d',"
+    "  s.id, s.billed_us, coalesce(sum(u.billed_us), 0))"
+    " FROM settlements s LEFT JOIN settled_usage su ON su.settlement_id = s.id"
+    " LEFT JOIN usage u ON u.seq = su.usage_seq"
+    " GROUP BY s.seq HAVING coalesce(sum(u.billed_us), 0) <> s.billed_us",
+
+    "SELECT printf('deduction %s: charge %s is neither a usage nor a settlement',"
+    "  d.id, d.charge_id) FROM deductions d"
+    " WHERE NOT EXISTS (SELECT 1 FROM usage u WHERE u.id = d.charge_id)"
+    " AND NOT EXISTS (SELECT 1 FROM settlements s WHERE s.id = d.charge_id)",
+
+    /* Status flags agree with the audit trail. */
+    "SELECT printf('pack %s: frozen flag %d disagrees with its last freeze event', p.id,"
+    "  p.frozen) FROM packs p WHERE p.frozen <> coalesce((SELECT e.action = 'freeze'"
+    "  FROM pack_events e WHERE e.pack_id = p.id AND e.action IN ('freeze', 'unfreeze')"
+    "  ORDER BY e.seq DESC LIMIT 1), 0)",
+
+    "SELECT printf('pack %s: refunded flag disagrees with its refund event', p.id)"
+    " FROM packs p WHERE (p.refunded_at IS NOT NULL) <> EXISTS (SELECT 1 FROM pack_events e"
+    "  WHERE e.pack_id = p.id AND e.action = 'refund')",
+};
+
+int meter_verify(meter_store *st, void (*report)(void *ctx, const char *problem), void *ctx,
+                 size_t *violations)
+{
+    size_t found = 0;
+    if (violations)
+        *violations = 0;
+    /* One read transaction: every check sees the same snapshot. */
+    if (meter_exec(st, "BEGIN") != METER_OK)
+        return METER_EDB;
+    int code = METER_OK;
+    for (size_t i = 0; i < sizeof checks / sizeof *checks && code == METER_OK; i++) {
+        sqlite3_stmt *s = meter_prepare(st, checks[i]);
+        if (!s) {
+            code = METER_EDB;
+            break;
+        }
+        int rc;
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+            found++;
+            if (report)
+                report(ctx, (const char *)sqlite3_column_text(s, 0));
+        }
+        if (rc != SQLITE_DONE)
+            code = meter_fail_db(st, "verify");
+        sqlite3_finalize(s);
+    }
+    sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+    if (violations)
+        *violations = found;
+    return code;
+}
