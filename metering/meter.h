@@ -466,6 +466,94 @@ int meter_reap(meter_store *st, int *count);
  * already imported is skipped (and its file removed). */
 int meter_import_spool(meter_store *st, const char *dir, int *imported);
 
+/* ---------------------------------------------------------------- sync -- */
+/*
+ * The outbox: every usage, deduction, settlement and pack event is queued
+ * for the central ledger in the transaction that creates it.  The sync
+ * client (sync/) fetches batches, and acknowledges what the ledger took;
+ * a record leaves the outbox only when acknowledged.  Records the ledger
+ * rejects for good are quarantined with the reason and skipped thereafter.
+ */
+
+/* One record as it travels (flat: fields a kind does not use are empty). */
+typedef struct meter_sync_record {
+    int64_t outbox_seq;             /* position in the outbox */
+    char kind[16];                  /* usage | deduction | settlement | pack_event */
+    char id[METER_ID_MAX];          /* globally unique: the idempotency key */
+    char node[METER_NAME_MAX];
+    /* usage */
+    char job[METER_NAME_MAX];
+    char output[METER_NAME_MAX];
+    char session_id[METER_ID_MAX];
+    char codec[16];
+    int width, height;
+    int64_t duration_us;
+    int64_t billed_us;
+    int deductible;
+    int daily;
+    meter_time started_at;
+    char state[12];
+    /* usage, deduction, settlement */
+    meter_class cls;
+    char ttype[METER_TTYPE_MAX];
+    char day[11];
+    /* deduction */
+    char charge_id[METER_ID_MAX];
+    char pack_id[METER_NAME_MAX];   /* "" = overage */
+    int64_t amount_us;
+    int64_t before_us, after_us;
+    /* pack_event */
+    char action[12];                /* purchase | freeze | unfreeze | refund */
+    /* every kind: when it happened (usage: recorded_at) */
+    meter_time at;
+} meter_sync_record;
+
+/* Up to max records in outbox order, quarantined ones skipped. */
+int meter_outbox_fetch(meter_store *st, size_t max, meter_sync_record **rows, size_t *n);
+/* Removes acknowledged records from the outbox (ids not there are fine). */
+int meter_outbox_ack(meter_store *st, const char *const *ids, size_t n);
+/* Marks a record as rejected for good, with the ledger's reason. */
+int meter_outbox_quarantine(meter_store *st, const char *id, const char *reason);
+/* Puts quarantined records back in the queue (all when id is NULL). */
+int meter_outbox_release(meter_store *st, const char *id, int *released);
+
+typedef struct meter_quarantined {
+    char id[METER_ID_MAX];
+    char kind[16];
+    char reason[METER_ERRMAX];
+    meter_time at;
+} meter_quarantined;
+int meter_outbox_quarantined(meter_store *st, meter_quarantined **rows, size_t *n);
+
+typedef struct meter_sync_status {
+    int64_t depth;                  /* records waiting (not quarantined) */
+    int64_t quarantined;
+    meter_time oldest_at;           /* created_at of the oldest waiting; 0 if none */
+    meter_time last_success_at;     /* 0 = never */
+    meter_time last_attempt_at;
+    char last_error[METER_ERRMAX];  /* "" after a success */
+} meter_sync_status;
+int meter_sync_status_get(meter_store *st, meter_sync_status *out);
+/* The sync client notes each attempt: error NULL for success. */
+int meter_sync_note(meter_store *st, const char *error);
+
+/* A pack as the ledger assigns it to this node. */
+typedef struct meter_remote_pack {
+    char id[METER_NAME_MAX];
+    meter_class type;
+    int64_t total_us;
+    meter_time start, end;
+    int frozen;
+    meter_time refunded_at;         /* 0 = not refunded */
+} meter_remote_pack;
+
+/* Applies the ledger's view of a pack: adds it when new (balance = total),
+ * applies freeze / unfreeze / refund (recorded as pack events).  A refund
+ * of a pack this node has already used is refused (METER_EREFUSED) and
+ * nothing changes; total, type and validity of a known pack must match
+ * (else METER_EREFUSED: a conflict to report). */
+int meter_pack_apply(meter_store *st, const meter_remote_pack *p);
+
 #ifdef __cplusplus
 }
 #endif

@@ -319,3 +319,71 @@ int meter_available(meter_store *st, meter_class cls, int64_t *us)
     sqlite3_finalize(s);
     return code;
 }
+
+static int insert_remote(meter_store *st, const meter_remote_pack *p, meter_time now)
+{
+    sqlite3_stmt *s = meter_prepare(st,
+        "INSERT INTO packs(id, type, total_us, remaining_us, start_at, end_at, created_at)"
+        " VALUES(?1, ?2, ?3, ?3, ?4, ?5, ?6)");
+    if (!s)
+        return METER_EDB;
+    sqlite3_bind_text(s, 1, p->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, (int)p->type);
+    sqlite3_bind_int64(s, 3, p->total_us);
+    sqlite3_bind_int64(s, 4, p->start);
+    sqlite3_bind_int64(s, 5, p->end);
+    sqlite3_bind_int64(s, 6, now);
+    int rc = meter_exec_stmt(st, s, "add assigned pack");
+    return rc == METER_OK ? pack_event(st, p->id, "purchase", now) : rc;
+}
+
+static int update_flag(meter_store *st, const char *id, const char *sql, int64_t value)
+{
+    sqlite3_stmt *s = meter_prepare(st, sql);
+    if (!s)
+        return METER_EDB;
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, value);
+    return meter_exec_stmt(st, s, "update pack");
+}
+
+int meter_pack_apply(meter_store *st, const meter_remote_pack *p)
+{
+    if (!p || !valid_pack_id(p->id))
+        return meter_fail(st, METER_EINVAL, "assigned pack has an invalid id '%s'",
+                          p ? p->id : "");
+    if ((p->type != METER_CLASS_GENERAL && p->type != METER_CLASS_TSC) || p->total_us <= 0 ||
+        p->total_us > PACK_MINUTES_MAX * METER_US_PER_MIN || p->start < 0 || p->end <= p->start)
+        return meter_fail(st, METER_EINVAL, "assigned pack '%s' has an invalid type, size or "
+                          "validity", p->id);
+    meter_time now = meter_now();
+    meter_pack cur;
+    int rc = meter_tx_begin(st);
+    if (rc != METER_OK)
+        return rc;
+    rc = pack_in_tx(st, p->id, &cur, now);
+    if (rc == METER_ENOTFOUND) {
+        rc = insert_remote(st, p, now);
+        cur.frozen = 0;
+        cur.refunded_at = 0;
+        cur.deductions = 0;
+    } else if (rc == METER_OK && (cur.type != p->type || cur.total_us != p->total_us ||
+                                  cur.start != p->start || cur.end != p->end)) {
+        rc = meter_fail(st, METER_EREFUSED, "pack '%s' differs between the ledger and this "
+                        "node (type, size or validity)", p->id);
+    }
+    if (rc == METER_OK && !cur.refunded_at && cur.frozen != (p->frozen != 0)) {
+        rc = update_flag(st, p->id, "UPDATE packs SET frozen = ?2 WHERE id = ?1", p->frozen != 0);
+        if (rc == METER_OK)
+            rc = pack_event(st, p->id, p->frozen ? "freeze" : "unfreeze", now);
+    }
+    if (rc == METER_OK && p->refunded_at && !cur.refunded_at) {
+        if (cur.deductions > 0)
+            rc = meter_fail(st, METER_EREFUSED, "pack '%s' was refunded at the ledger but this "
+                            "node has already used it", p->id);
+        else if ((rc = update_flag(st, p->id, "UPDATE packs SET refunded_at = ?2 WHERE id = ?1",
+                                   p->refunded_at)) == METER_OK)
+            rc = pack_event(st, p->id, "refund", now);
+    }
+    return meter_tx_end(st, rc);
+}

@@ -130,10 +130,13 @@ static const char schema_v1[] =
 
     /* Records not yet acknowledged by the central ledger. */
     "CREATE TABLE outbox("
-    "  seq        INTEGER PRIMARY KEY AUTOINCREMENT,"
-    "  kind       TEXT NOT NULL,"
-    "  record_id  TEXT NOT NULL UNIQUE,"
-    "  created_at INTEGER NOT NULL);"
+    "  seq            INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  kind           TEXT NOT NULL,"
+    "  record_id      TEXT NOT NULL UNIQUE,"
+    "  created_at     INTEGER NOT NULL,"
+    "  quarantined_at INTEGER,"         /* rejected by the ledger for good */
+    "  reason         TEXT);"
+    "CREATE INDEX outbox_waiting ON outbox(quarantined_at, seq);"
 
     /* I4: the money records are append-only. */
     "CREATE TRIGGER usage_append_only_u BEFORE UPDATE ON usage"
