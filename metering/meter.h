@@ -152,8 +152,10 @@ int meter_rate_lookup(meter_store *st, meter_class cls,
                       const char *ttype, meter_rate *out);
 
 /* Overrides or adds a rate: ratio is "4", "0.25", "1/4" or "none".
- * ttype must look like "Standard.VP9.HD", "TESHD-10.AV1.8K", "Audio", …
- * A new codec in a video ttype becomes classifiable. */
+ * ttype must be one the classifier can produce for the class: general
+ * "Standard.<CODEC>.<TIER>", "Audio", "Remuxing"; tsc "TESHD-10.<CODEC>.<TIER>",
+ * "TESHD-20.Audio", "Remuxing" (CODEC upper-case letters/digits, TIER one of
+ * SD HD FHD 2K 4K 8K).  A new CODEC becomes classifiable. */
 int meter_rate_set(meter_store *st, meter_class cls,
                    const char *ttype, const char *ratio);
 /* Removes an override (back to the built-in row, or gone if none). */

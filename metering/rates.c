@@ -365,26 +365,39 @@ static int parse_ratio(const char *s, int64_t *num, int64_t *den)
     return METER_OK;
 }
 
-/* "Standard.VP9.HD", "TESHD-10.AV1.8K", "Audio", "Remuxing", … : letters,
- * digits, '.', '-' and '_', starting with a letter. */
-static int valid_ttype(const char *t)
+/* A type the classifier can produce for this class: a built-in audio or
+ * remux name, or "<class prefix>.<CODEC>.<tier>" with CODEC letters and
+ * digits (new codecs welcome) and one of the tiers. */
+static int valid_ttype(meter_class cls, const char *t)
 {
-    size_t n = strlen(t);
-    if (n == 0 || n >= METER_TTYPE_MAX || !isalpha((unsigned char)t[0]))
+    for (int i = 0; i < NOTHER; i++)
+        if (other_rates[i].cls == cls && strcmp(other_rates[i].ttype, t) == 0)
+            return 1;
+    const char *prefix = video_prefix(cls);
+    size_t pn = strlen(prefix);
+    if (strncmp(t, prefix, pn) != 0 || t[pn] != '.')
         return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)t[i]) && !strchr(".-_", t[i]))
+    const char *codec = t + pn + 1, *dot = strchr(codec, '.');
+    if (!dot || dot == codec || dot - codec >= 16)
+        return 0;
+    for (const char *c = codec; c < dot; c++)
+        if (!isupper((unsigned char)*c) && !isdigit((unsigned char)*c))
             return 0;
-    return 1;
+    for (int i = 0; i < NTIERS; i++)
+        if (strcmp(dot + 1, tiers[i].name) == 0)
+            return 1;
+    return 0;
 }
 
 int meter_rate_set(meter_store *st, meter_class cls, const char *ttype, const char *ratio)
 {
     if (cls != METER_CLASS_GENERAL && cls != METER_CLASS_TSC)
         return meter_fail(st, METER_EINVAL, "unknown class (general or tsc)");
-    if (!ttype || !valid_ttype(ttype))
-        return meter_fail(st, METER_EINVAL, "invalid transcoding type '%s' (like "
-                          "Standard.VP9.HD or Audio)", ttype ? ttype : "");
+    if (!ttype || !valid_ttype(cls, ttype))
+        return meter_fail(st, METER_EINVAL, "unknown transcoding type '%s' for %s (like "
+                          "%s.VP9.HD, tiers SD HD FHD 2K 4K 8K, or %s)", ttype ? ttype : "",
+                          meter_class_name(cls), video_prefix(cls),
+                          cls == METER_CLASS_TSC ? "TESHD-20.Audio, Remuxing" : "Audio, Remuxing");
     int64_t num, den;
     if (!ratio || parse_ratio(ratio, &num, &den) != METER_OK)
         return meter_fail(st, METER_EINVAL, "invalid ratio '%s' (like 4, 0.25, 1/4 or none)",

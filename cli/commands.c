@@ -1,0 +1,174 @@
+/*
+ * commands.c — meterctl's command table: names, synopses and help texts.
+ * The first line of each help text is the summary in `meterctl --help`.
+ * Keep doc/meterctl.1 in step with this file.
+ */
+#include <stddef.h>
+
+#include "cli.h"
+
+#define TIME_NOTE \
+    "Times are ISO 8601 with a zone (2026-11-26T09:30:00Z,\n" \
+    "2026-11-26T17:30:00+08:00) or a date (2026-11-26, midnight UTC).\n"
+
+const struct cli_cmd cli_commands[] = {
+    { "init", NULL, cmd_init, "[--node NAME]",
+      "Create the database (or check an existing one).\n"
+      "\n"
+      "  --node NAME   this node's name in usage records (default: the host name)\n"
+      "\n"
+      "Creates the file named by --db (or $METER_DB, else\n"
+      "/var/lib/ffmeter/meter.db); its directory must exist.  Every other\n"
+      "command refuses a database that does not exist yet.\n" },
+
+    { "pack", "add", cmd_pack_add,
+      "--type general|tsc --minutes N [--id ID] [--start TIME]",
+      "Buy a resource pack.\n"
+      "\n"
+      "  --type T      general or tsc: the class of usage the pack pays for\n"
+      "  --minutes N   whole pack minutes\n"
+      "  --id ID       the pack id (default: generated, pk-YYYYMMDD-xxxxxxxx)\n"
+      "  --start TIME  purchase time = start of validity (default: now);\n"
+      "                the pack ends one year later\n"
+      "\n" TIME_NOTE },
+
+    { "pack", "list", cmd_pack_list,
+      "[--id SUBSTR] [--type general|tsc] [--status S]",
+      "List resource packs, in deduction order (earliest end first).\n"
+      "\n"
+      "  --id SUBSTR   packs whose id contains SUBSTR\n"
+      "  --type T      general or tsc\n"
+      "  --status S    valid, pending, exhausted, expired, frozen or refunded\n" },
+
+    { "pack", "show", cmd_pack_show, "ID",
+      "Show one resource pack.\n" },
+
+    { "pack", "freeze", cmd_pack_freeze, "ID",
+      "Freeze a pack: it pays for nothing until unfrozen.\n" },
+
+    { "pack", "unfreeze", cmd_pack_unfreeze, "ID",
+      "Unfreeze a frozen pack.\n" },
+
+    { "pack", "refund", cmd_pack_refund, "ID",
+      "Refund a pack (within 5 days of purchase, and only if unused).\n"
+      "\n"
+      "Anything else is refused with the reason (exit code 4).\n" },
+
+    { "record", NULL, cmd_record,
+      "--job J --output O --class general|tsc --codec X\n"
+      "       [--width W --height H] --duration-ms MS [--at TIME]",
+      "Record one usage by hand and deduct it.\n"
+      "\n"
+      "  --job J           the job id\n"
+      "  --output O        the output (rendition) label\n"
+      "  --class C         general or tsc\n"
+      "  --codec X         h264, h265, av1, mvhevc, an audio codec (aac, opus,\n"
+      "                    mp3, ...), copy/remux, or a codec added to the rates\n"
+      "  --width W         picture size; required for video, ignored for\n"
+      "  --height H        audio and remux\n"
+      "  --duration-ms MS  output duration in milliseconds\n"
+      "  --at TIME         when it happened (default: now)\n"
+      "\n"
+      "Prints the usage id, the transcoding type and the billed, covered\n"
+      "and overage minutes.\n"
+      "\n" TIME_NOTE },
+
+    { "usage", NULL, cmd_usage,
+      "[--pack ID] [--type general|tsc] [--ttype NAME] [--from TIME] [--to TIME]",
+      "Usage details: one row per day x pack x transcoding type.\n"
+      "\n"
+      "  --pack ID     one pack (\"-\": usage no pack covered, overage)\n"
+      "  --type T      general or tsc\n"
+      "  --ttype NAME  one transcoding type, e.g. Standard.H264.HD\n"
+      "  --from TIME   deductions at or after TIME\n"
+      "  --to TIME     deductions before TIME\n"
+      "\n"
+      "Columns: day, pack, type, transcoding type, minutes used that day,\n"
+      "minutes before the day's first and after its last deduction.\n"
+      "\n" TIME_NOTE },
+
+    { "jobs", NULL, cmd_jobs,
+      "[--job J] [--type general|tsc] [--ttype NAME] [--from TIME] [--to TIME]\n"
+      "       [--sessions]",
+      "The raw per-output usage records (or metering sessions).\n"
+      "\n"
+      "  --job J       one job's records\n"
+      "  --type T      general or tsc\n"
+      "  --ttype NAME  one transcoding type\n"
+      "  --from TIME   recorded at or after TIME\n"
+      "  --to TIME     recorded before TIME\n"
+      "  --sessions    list metering sessions (running, done, interrupted)\n"
+      "                instead of usage records\n"
+      "\n" TIME_NOTE },
+
+    { "settle", NULL, cmd_settle, "",
+      "Daily settlement: deduct each finished day's usage.\n"
+      "\n"
+      "Usage recorded in daily mode (config set settlement daily) is\n"
+      "deducted per day and transcoding type once the day is over, only from\n"
+      "packs bought before that day ended.  Running it again does nothing.\n" },
+
+    { "verify", NULL, cmd_verify, "",
+      "Check every ledger invariant; exit 1 if any is violated.\n"
+      "\n"
+      "Per pack: total - remaining = sum of its deductions, no deduction\n"
+      "outside its validity, while frozen or refunded; per usage: deductions\n"
+      "+ overage = billed.  Each violation is printed on its own line.\n" },
+
+    { "rates", NULL, cmd_rates, "[--class general|tsc]",
+      "Show the active rate table; see also rates set and rates unset.\n"
+      "\n"
+      "  --class C     only one class's rows\n"
+      "\n"
+      "A ratio 1:N means one output minute consumes N pack minutes; \"none\"\n"
+      "means the type is not deductible (all its usage is overage).  Source\n"
+      "says whether a row is built in or an override kept in the database.\n"
+      "\n"
+      "  meterctl rates set --class C --ttype T --ratio R\n"
+      "  meterctl rates unset --class C --ttype T\n" },
+
+    { "rates", "set", cmd_rates_set,
+      "--class general|tsc --ttype NAME --ratio R",
+      "Override or add a rate (kept in the database).\n"
+      "\n"
+      "  --class C     general or tsc\n"
+      "  --ttype NAME  e.g. Standard.H264.8K, Standard.VP9.HD, Audio\n"
+      "  --ratio R     pack minutes per output minute: 4, 0.25, 1/4, or none\n"
+      "                (not deductible)\n"
+      "\n"
+      "A new codec in a video type becomes classifiable by record and the\n"
+      "filter.\n" },
+
+    { "rates", "unset", cmd_rates_unset, "--class general|tsc --ttype NAME",
+      "Remove a rate override (back to the built-in row, if any).\n" },
+
+    { "config", "get", cmd_config_get, "[KEY]",
+      "Show one setting (or all of them).\n"
+      "\n"
+      "Keys: node, node_id (read-only), rounding (exact | ceil-minute),\n"
+      "settlement (realtime | daily), day_offset (e.g. +08:00).  A single\n"
+      "key prints its bare value in table format.\n" },
+
+    { "config", "set", cmd_config_set, "KEY VALUE",
+      "Change a setting.\n"
+      "\n"
+      "  node         this node's name in new usage records\n"
+      "  rounding     exact (default) or ceil-minute (each output rounded up\n"
+      "               to whole minutes)\n"
+      "  settlement   realtime (default) or daily\n"
+      "  day_offset   the UTC offset whose midnight starts a billing day\n" },
+
+    { "reap", NULL, cmd_reap, "",
+      "Finalize sessions whose process died, as interrupted.\n"
+      "\n"
+      "A killed ffmpeg leaves a running session with its last checkpoint;\n"
+      "reap bills it once the process is gone (sessions of this host only).\n" },
+
+    { "import-spool", NULL, cmd_import_spool, "[DIR]",
+      "Import sessions spooled while the database was unavailable.\n"
+      "\n"
+      "DIR defaults to $METER_SPOOL, else the database path + \".spool\".\n"
+      "Each imported file is removed; a session already imported is skipped.\n" },
+
+    { NULL, NULL, NULL, NULL, NULL },
+};
