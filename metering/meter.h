@@ -22,6 +22,8 @@
  * their own store, so different sessions may run on different threads.
  * Processes: any number of processes may share one database file.
  *
+ * A NULL store is accepted only where a comment says so (meter_classify).
+ *
  * Memory: arrays returned through `T **rows, size_t *n` are allocated by
  * libmeter and released with meter_free().
  */
@@ -44,8 +46,8 @@ extern "C" {
 #define METER_TTYPE_MAX   64    /* longest transcoding-type name */
 #define METER_ID_MAX      96    /* longest record id */
 
-/* Largest duration or pack size accepted: 10^15 µs (about 31.7 years); keeps
- * every product with a ratio numerator ≤ METER_RATIO_NUM_MAX inside int64. */
+/* Largest duration accepted: 10^15 µs (about 31.7 years).  Billing
+ * multiplies in 128 bits; a bill that would not fit int64 is refused. */
 #define METER_DURATION_MAX_US INT64_C(1000000000000000)
 #define METER_RATIO_NUM_MAX   1000000
 
@@ -330,8 +332,12 @@ typedef struct meter_job_row {
     int width, height;
     int64_t duration_us, billed_us, covered_us, overage_us;
     meter_time started_at, recorded_at;
-    char state[12];                /* done | interrupted | manual | spooled */
-    int settled;
+    char state[12];                /* done | interrupted | manual */
+    int settled;                   /* realtime: always 1; daily: 1 once its
+                                      day and type were settled.  Daily usage
+                                      is charged per (day, type) settlement,
+                                      so its covered/overage stay 0 here: see
+                                      meter_usage_details for the money. */
 } meter_job_row;
 int meter_jobs(meter_store *st, const meter_query *q,
                meter_job_row **rows, size_t *n);

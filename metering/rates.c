@@ -71,7 +71,7 @@ static const struct alias {
     {"audio", "AUDIO"}, {"aac", "AUDIO"}, {"libfdk_aac", "AUDIO"}, {"opus", "AUDIO"},
     {"libopus", "AUDIO"}, {"mp3", "AUDIO"}, {"libmp3lame", "AUDIO"}, {"ac3", "AUDIO"},
     {"eac3", "AUDIO"}, {"flac", "AUDIO"}, {"vorbis", "AUDIO"}, {"libvorbis", "AUDIO"},
-    {"alac", "AUDIO"}, {"pcm_*", "AUDIO"},
+    {"alac", "AUDIO"}, {"pcm", "AUDIO"}, {"pcm_*", "AUDIO"},
     {"copy", "REMUX"}, {"remux", "REMUX"},
 };
 

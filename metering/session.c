@@ -66,12 +66,21 @@ static void finalize_at_exit(void)
     meter_session *list = registry;
     registry = NULL;
     pthread_mutex_unlock(&registry_lock);
-    for (meter_session *s = list; s; s = s->next) {
+    meter_session *next;
+    for (meter_session *s = list; s; s = next) {
+        next = s->next;
         if (pthread_mutex_trylock(&s->lock) != 0)
             continue;
         if (!s->finalized)
             finalize_locked(s, 1, NULL);
+        int owned = s->detached;  /* its owner gave it up: ours to free */
         pthread_mutex_unlock(&s->lock);
+        if (owned) {
+            meter_close(s->st);
+            free(s->state.seg);
+            pthread_mutex_destroy(&s->lock);
+            free(s);
+        }
     }
 }
 

@@ -121,7 +121,7 @@ static int open_checked(meter_store *st, unsigned flags, int existed)
     /* READWRITE silently falls back to read-only for a write-protected file. */
     st->readonly = want_ro || sqlite3_db_readonly(st->db, "main") == 1;
 
-    int nobj, rc = count_objects(st, &nobj);
+    int nobj = 0, rc = count_objects(st, &nobj);
     if (rc != METER_OK)
         return rc;
     if (nobj == 0) {
