@@ -170,5 +170,53 @@ const struct cli_cmd cli_commands[] = {
       "DIR defaults to $METER_SPOOL, else the database path + \".spool\".\n"
       "Each imported file is removed; a session already imported is skipped.\n" },
 
+    { "sync", NULL, cmd_sync,
+      "[--ledger URL] [--node NAME] [--secret-file F] [--bearer] [--cacert F]\n"
+      "       [--insecure] [--batch N] [--max-bytes N] [--retries N] [--timeout S]\n"
+      "       [--connect-timeout S] [--no-pull] [--config F] [--verbose]\n"
+      "       [--watch SECONDS]",
+      "Send the outbox to the central ledger and pull this node's packs.\n"
+      "\n"
+      "  --ledger URL        the ledger, e.g. https://ledger.example:8443\n"
+      "  --node NAME         check that this database's node name is NAME\n"
+      "  --secret-file F     the node secret's file (else $METER_SYNC_SECRET,\n"
+      "                      else secret_file in the config file)\n"
+      "  --bearer            send the secret as a bearer token, not an HMAC\n"
+      "                      signature (the ledger must run --allow-bearer)\n"
+      "  --cacert F          CA certificates to verify the ledger with\n"
+      "  --insecure          do not verify the ledger's certificate (warns)\n"
+      "  --batch N           records per request (default 500, at most 1000)\n"
+      "  --max-bytes N       JSON bytes per request (default 1048576)\n"
+      "  --retries N         retries per request (default 5): connection errors,\n"
+      "                      timeouts, 5xx and 429, with exponential backoff and\n"
+      "                      jitter, honouring Retry-After\n"
+      "  --timeout S         seconds for one request (default 60)\n"
+      "  --connect-timeout S seconds to connect (default 10)\n"
+      "  --no-pull           push only\n"
+      "  --config F          settings file (default $METER_SYNC_CONF, else\n"
+      "                      /etc/ffmeter/sync.conf when it exists)\n"
+      "  --verbose           report retries, rejected records, pack changes\n"
+      "  --watch SECONDS     repeat every SECONDS until SIGTERM or SIGINT\n"
+      "\n"
+      "The config file holds key = value lines: ledger, node, secret_file,\n"
+      "auth (hmac|bearer), cacert, insecure, batch, max_bytes, retries,\n"
+      "timeout, connect_timeout, pull (yes|no), backoff_base_ms,\n"
+      "backoff_cap_ms; options override it.\n"
+      "Records leave the outbox only when the ledger acknowledged them;\n"
+      "records it rejects are quarantined with the reason.  While the ledger\n"
+      "is unreachable, metering and deductions go on locally.\n" },
+
+    { "sync", "status", cmd_sync_status, "",
+      "Sync health: outbox depth, oldest unsynced record, last success/error.\n"
+      "\n"
+      "Also lists quarantined records with the ledger's reason (table and\n"
+      "json formats; csv prints the figures only).\n" },
+
+    { "sync", "quarantine", cmd_sync_quarantine, "",
+      "List records the ledger rejected, with its reason.\n" },
+
+    { "sync", "release", cmd_sync_release, "[ID]",
+      "Put a quarantined record (or all of them) back in the outbox.\n" },
+
     { NULL, NULL, NULL, NULL, NULL },
 };

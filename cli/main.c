@@ -35,7 +35,7 @@ static void print_usage(FILE *f)
                  c->name ? c->name : "");
         /* the first line of the help text is the summary */
         int n = (int)strcspn(c->help, "\n");
-        fprintf(f, "  %-16s%.*s\n", name, n, c->help);
+        fprintf(f, "  %-18s%.*s\n", name, n, c->help);
     }
     fprintf(f,
         "\n"

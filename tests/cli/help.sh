@@ -10,6 +10,7 @@ commands=(
     "init" "pack add" "pack list" "pack show" "pack freeze" "pack unfreeze"
     "pack refund" "record" "usage" "jobs" "settle" "verify" "rates"
     "rates set" "rates unset" "config get" "config set" "reap" "import-spool"
+    "sync" "sync status" "sync quarantine" "sync release"
 )
 
 for cmd in "${commands[@]}"; do
