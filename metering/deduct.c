@@ -115,13 +115,18 @@ static int eligible_packs(meter_store *st, meter_class cls, meter_time at,
 
 int meter_charge(meter_store *st, const char *charge_id, meter_class cls, const char *ttype,
                  int64_t billed_us, int deductible, meter_time at, meter_time start_before,
-                 int64_t *covered, int64_t *overage, char *packs_csv, size_t packs_cap)
+                 const char *day_override, int64_t *covered, int64_t *overage,
+                 char *packs_csv, size_t packs_cap)
 {
     int offset, rc;
     char day[11];
-    if ((rc = meter_get_day_offset(st, &offset)) != METER_OK)
-        return rc;
-    meter_day_of(at, offset, day);
+    if (day_override) {
+        meter_copy(day, sizeof day, day_override);
+    } else {
+        if ((rc = meter_get_day_offset(st, &offset)) != METER_OK)
+            return rc;
+        meter_day_of(at, offset, day);
+    }
 
     int64_t left = billed_us;
     if (deductible && left > 0) {
@@ -164,8 +169,8 @@ int meter_charge(meter_store *st, const char *charge_id, meter_class cls, const 
 }
 
 int meter_record_tx(meter_store *st, const meter_usage_in *in, const char *session_id,
-                    const char *state, meter_time started_at, meter_usage_result *out,
-                    char *packs_csv, size_t packs_cap)
+                    const char *state, meter_time started_at, int64_t bill_us,
+                    meter_usage_result *out, char *packs_csv, size_t packs_cap)
 {
     int rc;
     if ((rc = meter_check_name(st->err, "job", in->job)) != METER_OK ||
@@ -176,6 +181,10 @@ int meter_record_tx(meter_store *st, const meter_usage_in *in, const char *sessi
                           (long long)in->duration_us, (long long)METER_DURATION_MAX_US);
     if (in->at < 0)
         return meter_fail(st, METER_EINVAL, "usage time is before 1970");
+    /* Usage cannot come from the future: it would let a record drain a
+     * pack that has not started yet.  A minute of clock skew is allowed. */
+    if (in->at > meter_now() + 60000)
+        return meter_fail(st, METER_EINVAL, "usage time is in the future");
 
     meter_spec spec;
     if ((rc = meter_classify(st, in->cls, in->codec, in->width, in->height, &spec,
@@ -195,7 +204,10 @@ int meter_record_tx(meter_store *st, const meter_usage_in *in, const char *sessi
     if ((rc = meter_get_rounding(st, &rounding)) != METER_OK ||
         (rc = meter_get_daily(st, &daily)) != METER_OK)
         return rc;
-    if (meter_bill(&rate, rounding, in->duration_us, &billed, &deductible) != METER_OK)
+    if (bill_us > 0)
+        rounding = METER_ROUND_EXACT;  /* the caller rounded the whole output */
+    if (meter_bill(&rate, rounding, bill_us > 0 ? bill_us : in->duration_us, &billed,
+                   &deductible) != METER_OK)
         return meter_fail(st, METER_EINVAL, "billed amount of %lld µs of %s overflows",
                           (long long)in->duration_us, spec.ttype);
 
@@ -248,7 +260,8 @@ int meter_record_tx(meter_store *st, const meter_usage_in *in, const char *sessi
 
     int64_t covered = 0, overage = 0;
     if (!daily && (rc = meter_charge(st, uid, in->cls, spec.ttype, billed, deductible, at, 0,
-                                     &covered, &overage, packs_csv, packs_cap)) != METER_OK)
+                                     NULL, &covered, &overage, packs_csv,
+                                     packs_cap)) != METER_OK)
         return rc;
     if (out) {
         memset(out, 0, sizeof *out);
@@ -269,7 +282,7 @@ int meter_record(meter_store *st, const meter_usage_in *in, meter_usage_result *
     int rc = meter_tx_begin(st);
     if (rc != METER_OK)
         return rc;
-    return meter_tx_end(st, meter_record_tx(st, in, NULL, "manual", 0, out, NULL, 0));
+    return meter_tx_end(st, meter_record_tx(st, in, NULL, "manual", 0, 0, out, NULL, 0));
 }
 
 /* ---------------------------------------------------------- settlement -- */
@@ -361,9 +374,10 @@ static int settle_group(meter_store *st, const struct settle_group *g, meter_tim
     if ((rc = meter_outbox_add(st, "settlement", sid, now)) != METER_OK)
         return rc;
     int64_t covered, overage;
-    /* A pack bought after day D ended cannot pay for day D. */
+    /* A pack bought after day D ended cannot pay for day D; the rows count
+     * under day D, the day the usage happened. */
     rc = meter_charge(st, sid, g->cls, g->ttype, g->billed, g->deductible, now,
-                      meter_day_end(g->day, offset), &covered, &overage, NULL, 0);
+                      meter_day_end(g->day, offset), g->day, &covered, &overage, NULL, 0);
     if (rc == METER_OK) {
         res->days++;
         res->billed_us += g->billed;

@@ -25,6 +25,7 @@
 
 #define METER_SCHEMA_VERSION 1
 #define METER_APP_ID "ffmeter"
+#define METER_APP_ID_INT "0x464D5452"  /* PRAGMA application_id: "FMTR" */
 #define METER_BUSY_TIMEOUT_MS 10000
 
 struct meter_store {
@@ -96,29 +97,42 @@ int meter_check_name(char *err, const char *what, const char *s);
  * packs (earliest end, then start, then id), splitting, and writes the rest
  * as an overage row.  deductible = 0 sends everything to overage.
  * start_before: only packs with start_at < start_before (0 = any started).
+ * day: the billing day the rows count under (NULL: the day of `at`).
  * Must run inside a write transaction.  covered/overage may be NULL.
  * packs_csv (may be NULL) receives the ids used, comma separated. */
 int meter_charge(meter_store *st, const char *charge_id, meter_class cls,
                  const char *ttype, int64_t billed_us, int deductible,
-                 meter_time at, meter_time start_before,
+                 meter_time at, meter_time start_before, const char *day,
                  int64_t *covered, int64_t *overage,
                  char *packs_csv, size_t packs_cap);
 
 /* One usage record inside an open transaction: classify, bill, insert,
  * deduct (realtime) and enqueue for sync.  state: "manual", "done",
- * "interrupted", "spooled".  session_id may be NULL. */
+ * "interrupted".  session_id may be NULL.  bill_us 0 bills in->duration_us
+ * under the store's rounding policy; > 0 bills exactly bill_us (a session
+ * that already rounded its whole output). */
 int meter_record_tx(meter_store *st, const meter_usage_in *in,
                     const char *session_id, const char *state,
-                    meter_time started_at, meter_usage_result *out,
-                    char *packs_csv, size_t packs_cap);
+                    meter_time started_at, int64_t bill_us,
+                    meter_usage_result *out, char *packs_csv, size_t packs_cap);
 
 /* Appends to the sync outbox. */
 int meter_outbox_add(meter_store *st, const char *kind, const char *record_id,
                      meter_time at);
 
-/* Host name and this process's start time (to tell a pid's reuse apart). */
+/* Host name, this boot's id, and a process's start time in ticks since
+ * boot (-1 when unreadable): together they tell a pid's reuse apart. */
 void meter_hostname(char buf[METER_NAME_MAX]);
-int64_t meter_proc_start(int pid);  /* -1 when the process does not exist */
+void meter_boot_id(char buf[40]);
+int64_t meter_proc_start(int pid);
+/* 0 when the process (pid, proc_start) of this host and boot is gone,
+ * 1 when alive — or when it cannot tell (no /proc, EPERM): a live job must
+ * never be billed as interrupted. */
+int meter_process_alive(const char *boot_id, int pid, int64_t proc_start);
+
+/* Errors worth spooling for (the database may come back); the rest —
+ * a wrong path, a foreign or newer file, bad input — fail loudly. */
+int meter_error_transient(int code);
 
 /* ------------------------------------------------------------ sessions -- */
 
@@ -140,6 +154,8 @@ struct meter_session_state {
     meter_class cls;
     char codec[32];
     unsigned flags;
+    char boot_id[40];
+    char spool_dir[4096];
     int pid;
     int64_t proc_start;
     meter_time opened_at, updated_at;
@@ -156,9 +172,15 @@ int meter_state_push(struct meter_session_state *s, int width, int height, int64
 /* Inside a write transaction: marks the session finalized with `status`
  * (inserting its row if the database never saw it, as for spooled
  * sessions), stores its segments, and records one usage per run of equal
- * size.  METER_EFINALIZED if the row is already final.  sum may be NULL. */
+ * size at time `at`.  With METER_SESSION_IDEMPOTENT in s->flags and a
+ * session of the same job and output already "done", it bills nothing and
+ * the status becomes "duplicate".  METER_EFINALIZED if the row is already
+ * final.  sum may be NULL. */
 int meter_session_bill_tx(meter_store *st, const struct meter_session_state *s,
-                          const char *status, meter_session_summary *sum);
+                          const char *status, meter_time at, meter_session_summary *sum);
+
+/* Reads a spool file; METER_EINVAL (message in st) when malformed. */
+int meter_spool_read(meter_store *st, const char *path, struct meter_session_state *s);
 
 /* Stores a session's segments as they are now (checkpoints). */
 int meter_session_save_segments(meter_store *st, const struct meter_session_state *s);

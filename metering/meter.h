@@ -166,7 +166,10 @@ int meter_rate_unset(meter_store *st, meter_class cls, const char *ttype);
 typedef enum meter_rounding {
     METER_ROUND_EXACT       = 0,  /* billed = ceil(duration × ratio) in µs */
     METER_ROUND_CEIL_MINUTE = 1,  /* duration first rounded up to whole
-                                     minutes, per usage record (output) */
+                                     minutes, once per output: per
+                                     meter_record() call, and per session
+                                     (the round-up is billed with the
+                                     session's longest segment) */
 } meter_rounding;
 
 /* Pack-µs a duration consumes under a rate and a rounding policy.
@@ -245,8 +248,9 @@ int meter_pack_list(meter_store *st, const meter_pack_filter *filter,
  * unfreezing an unfrozen one is refused with the reason. */
 int meter_pack_freeze(meter_store *st, const char *id);
 int meter_pack_unfreeze(meter_store *st, const char *id);
-/* Refund: only while now ≤ start + 5 days (the whole 5th day included)
- * and only if the pack was never deducted from; else METER_EREFUSED. */
+/* Refund: only within 5 × 24 h of purchase (now ≤ start + 120 h, so all of
+ * the 5th day counts) and only if the pack was never deducted from; else
+ * METER_EREFUSED with the reason. */
 int meter_pack_refund(meter_store *st, const char *id);
 
 /* Pack-µs usable right now by `cls` (valid packs only). */
@@ -307,7 +311,9 @@ typedef struct meter_query {
 
 /* The console's usage details: one row per day × pack × transcoding type. */
 typedef struct meter_usage_row {
-    char day[11];                  /* "2026-11-26" in day_offset */
+    char day[11];                  /* "2026-11-26" in day_offset: the day of
+                                      the deduction, or for daily settlement
+                                      the day of the usage it settles */
     char pack_id[METER_NAME_MAX];  /* "" for overage */
     meter_class type;
     char ttype[METER_TTYPE_MAX];
@@ -349,7 +355,10 @@ typedef struct meter_session_row {
     char output[METER_NAME_MAX];
     meter_class cls;
     char codec[16];
-    char status[12];               /* running | done | interrupted */
+    char status[12];               /* running | done | interrupted |
+                                      duplicate (IDEMPOTENT, billed before) |
+                                      failed (could not be billed; verify
+                                      reports it) */
     int64_t duration_us;           /* as of the last checkpoint */
     int segments;
     int pid;
@@ -381,26 +390,37 @@ int meter_verify(meter_store *st,
  * meter_session_finalize() (EOF or downstream close) or
  * meter_session_detach() (uninit without EOF, e.g. a graph re-init).
  *
- * Re-init: a session opened in the same process with the same db, job and
- * output as a detached one resumes it, so the output is billed once in full.
+ * Re-init: a session opened in the same process with the same db, job,
+ * output, class, codec and flags as a detached one resumes it, so the output
+ * is billed once in full.  Two live sessions of one process with the same
+ * job and output label are kept apart: the second is labelled "output#2".
  * Sessions still detached or open when the process exits are finalized by an
  * atexit handler (status interrupted if they never saw EOF).  A process that
  * dies without exiting (SIGKILL) leaves a "running" session with its last
  * checkpoint; meter_reap() — run by every session open and by `meterctl
- * reap` — finalizes it as interrupted once its process is gone.
+ * reap` — finalizes it as interrupted once its process is gone, billed at
+ * the time of that checkpoint.
  *
- * Database failures: with METER_SESSION_SPOOL the session keeps measuring
- * and writes its state to a spool file (checkpoints and the final record)
- * that meter_import_spool() loads later; nothing is lost.  Without it the
- * failing call returns the error.
+ * Database failures: with METER_SESSION_SPOOL a transient failure
+ * (METER_EDB: I/O, read-only, full disk; METER_EBUSY; METER_EIO; METER_ENOMEM;
+ * and at open METER_ENOTFOUND: no database there yet) does not stop the
+ * session: it keeps measuring and writes its state to a
+ * spool file (checkpoints and the final record) that meter_reap() or
+ * meter_import_spool() bills later; nothing is lost.  Other errors (a
+ * foreign or newer file, a bad codec) fail the open either way.  Without SPOOL the failing call returns the error.
  */
 typedef struct meter_session meter_session;
 
 enum meter_session_flags {
     METER_SESSION_ENFORCE     = 1u << 0,  /* refuse to open when no minutes */
     METER_SESSION_SPOOL       = 1u << 1,  /* on DB failure, spool to a file */
-    METER_SESSION_IDEMPOTENT  = 1u << 2,  /* job+output already billed:
-                                             bill nothing this time */
+    METER_SESSION_IDEMPOTENT  = 1u << 2,  /* a session of this job+output
+                                             already finished "done": bill
+                                             nothing (status "duplicate");
+                                             decided when billing, on every
+                                             path (finalize, reap, import).
+                                             An interrupted run does not
+                                             count: a retry bills in full. */
 };
 
 typedef struct meter_session_opts {
@@ -433,7 +453,8 @@ int meter_session_segment(meter_session *s, int width, int height,
                           int64_t duration_us);
 
 /* Persists progress (one short transaction, or the spool file).  Returns a
- * database error without losing anything; the caller may go on. */
+ * database error without losing anything; the caller may go on.
+ * METER_EFINALIZED when the session was finalized elsewhere (a reaper). */
 int meter_session_checkpoint(meter_session *s);
 
 typedef struct meter_session_summary {
@@ -466,12 +487,18 @@ const char *meter_session_id(const meter_session *s);
 const char *meter_session_errmsg(const meter_session *s);
 
 /* Finalizes, as interrupted, running sessions of this host whose process is
- * gone.  *count (may be NULL) gets how many. */
+ * gone (judged by pid, its start time and the boot id; a process it cannot
+ * see counts as alive).  A session that left a spool file is billed from
+ * it.  A session that cannot be billed is marked "failed" with the reason
+ * and the rest go on; the first such problem is returned.  *count (may be
+ * NULL) gets how many were billed. */
 int meter_reap(meter_store *st, int *count);
 
-/* Imports every *.spool file of dir (finalized or checkpoint-only sessions)
- * into the store, each in one transaction, then removes the file; a session
- * already imported is skipped (and its file removed). */
+/* Imports every *.spool file of dir (finalized or checkpoint-only sessions
+ * whose process is gone) into the store, each in one transaction at the
+ * time of its last state, then removes the file; a session already billed
+ * is skipped (and its file removed).  A bad file does not stop the others;
+ * the first problem is returned. */
 int meter_import_spool(meter_store *st, const char *dir, int *imported);
 
 /* ---------------------------------------------------------------- sync -- */

@@ -110,14 +110,17 @@ static const char schema_v1[] =
     "  node         TEXT NOT NULL,"
     "  host         TEXT NOT NULL,"
     "  pid          INTEGER NOT NULL,"
-    "  proc_start   INTEGER NOT NULL,"
+    "  proc_start   INTEGER NOT NULL,"   /* with boot_id: tells pid reuse apart */
+    "  boot_id      TEXT NOT NULL,"
     "  class        INTEGER NOT NULL,"
     "  codec        TEXT NOT NULL,"
     "  flags        INTEGER NOT NULL,"
     "  status       TEXT NOT NULL,"
     "  opened_at    INTEGER NOT NULL,"
     "  updated_at   INTEGER NOT NULL,"
-    "  finalized_at INTEGER);"
+    "  finalized_at INTEGER,"
+    "  spool_dir    TEXT NOT NULL,"      /* where its spool file would be */
+    "  error        TEXT);"              /* why it could not be billed */
     "CREATE INDEX sessions_status ON sessions(status, host);"
     "CREATE INDEX sessions_job ON sessions(job, output);"
     "CREATE TABLE session_segments("

@@ -10,8 +10,13 @@
  * left when the process exits (as interrupted).  Each session owns its own
  * store and a mutex, so sessions on different filtergraph threads never
  * share a SQLite connection.
+ *
+ * Locking: registry_lock guards the list and is never taken while a
+ * session's lock is held; `detached` and `finalized` are atomics so the
+ * registry can read them without the session's lock.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,11 +29,9 @@ struct meter_session {
     struct meter_session_state state;
     meter_store *st;           /* NULL while spooled */
     char db[4096];
-    char spool_dir[4096];
     char err[METER_ERRMAX];
-    int finalized;
-    int detached;
-    int already_billed;
+    atomic_int finalized;
+    atomic_int detached;
     int new_segment;           /* resumed: the next report starts a segment */
     int64_t available_us;      /* ENFORCE: pack-µs usable at the last check */
     struct meter_session *next;
@@ -36,8 +39,9 @@ struct meter_session {
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static meter_session *registry;
+static int exiting;            /* set by the exit handler: nothing is freed */
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
-static unsigned spool_counter;
+static atomic_uint spool_counter;
 
 static char default_job[METER_NAME_MAX];
 static pthread_once_t default_job_once = PTHREAD_ONCE_INIT;
@@ -58,13 +62,24 @@ const char *meter_default_job(void)
 
 static int finalize_locked(meter_session *s, int interrupted, meter_session_summary *out);
 
-/* At exit, whatever was not finalized is billed as interrupted.  A session
- * busy on another thread is left to the reaper (its last checkpoint). */
+static void free_session(meter_session *s)
+{
+    meter_close(s->st);
+    free(s->state.seg);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+/* At exit, whatever was not finalized is billed as interrupted.  Sessions
+ * are not freed here (a filter thread may still hold one), except detached
+ * ones, which their owner gave up.  A session busy on another thread is left
+ * to the reaper (its last checkpoint). */
 static void finalize_at_exit(void)
 {
     pthread_mutex_lock(&registry_lock);
     meter_session *list = registry;
     registry = NULL;
+    exiting = 1;
     pthread_mutex_unlock(&registry_lock);
     meter_session *next;
     for (meter_session *s = list; s; s = next) {
@@ -73,14 +88,10 @@ static void finalize_at_exit(void)
             continue;
         if (!s->finalized)
             finalize_locked(s, 1, NULL);
-        int owned = s->detached;  /* its owner gave it up: ours to free */
+        int owned = s->detached;
         pthread_mutex_unlock(&s->lock);
-        if (owned) {
-            meter_close(s->st);
-            free(s->state.seg);
-            pthread_mutex_destroy(&s->lock);
-            free(s);
-        }
+        if (owned)
+            free_session(s);
     }
 }
 
@@ -100,42 +111,26 @@ static void registry_remove(meter_session *s)
     pthread_mutex_unlock(&registry_lock);
 }
 
-/* With registry_lock held: a detached session to resume, and how many
- * attached ones already use this job/output (then the label gets "#N"). */
+/* With registry_lock held: a detached session of the same output (and the
+ * same class, codec and flags) to resume, and how many live ones already use
+ * this job/output label (then the new one gets "#N"). */
 static meter_session *registry_find(const char *db, const char *job, const char *output,
-                                    int *attached)
+                                    const meter_session_opts *o, int *in_use)
 {
-    *attached = 0;
+    *in_use = 0;
     for (meter_session *s = registry; s; s = s->next) {
-        if (strcmp(s->db, db) || strcmp(s->state.job, job) || strcmp(s->state.output, output))
+        if (strcmp(s->db, db) || strcmp(s->state.job, job) ||
+            strncmp(s->state.output, output, strlen(output)) ||
+            (s->state.output[strlen(output)] && s->state.output[strlen(output)] != '#'))
             continue;
-        if (s->detached && !s->finalized)
+        if (s->finalized)
+            continue;
+        if (s->detached && !strcmp(s->state.output, output) && s->state.cls == o->cls &&
+            !strcmp(s->state.codec, o->codec) && s->state.flags == o->flags)
             return s;
-        if (!s->finalized)
-            (*attached)++;
+        (*in_use)++;
     }
     return NULL;
-}
-
-static int fail(meter_session *s, int code, const char *fmt, const char *arg)
-{
-    snprintf(s->err, sizeof s->err, fmt, arg);
-    return code;
-}
-
-/* Whether a finished session already billed this job and output. */
-static int billed_before(meter_store *st, const char *job, const char *output, int *yes)
-{
-    sqlite3_stmt *q = meter_prepare(st, "SELECT 1 FROM sessions WHERE job = ?1 AND output = ?2"
-                                        " AND status <> 'running' LIMIT 1");
-    if (!q)
-        return METER_EDB;
-    sqlite3_bind_text(q, 1, job, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, output, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(q);
-    *yes = rc == SQLITE_ROW;
-    sqlite3_finalize(q);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? METER_OK : meter_fail_db(st, "read sessions");
 }
 
 /* Writes the running session's row (inside a transaction). */
@@ -149,9 +144,9 @@ static int insert_running(meter_session *s)
     if (rc != METER_OK)
         return rc;
     sqlite3_stmt *w = meter_prepare(st,
-        "INSERT INTO sessions(id, job, output, node, host, pid, proc_start, class, codec, flags,"
-        " status, opened_at, updated_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
-        " 'running', ?11, ?11)");
+        "INSERT INTO sessions(id, job, output, node, host, pid, proc_start, boot_id, class,"
+        " codec, flags, status, opened_at, updated_at, spool_dir) VALUES(?1, ?2, ?3, ?4, ?5,"
+        " ?6, ?7, ?8, ?9, ?10, ?11, 'running', ?12, ?12, ?13)");
     if (!w)
         return METER_EDB;
     sqlite3_bind_text(w, 1, x->id, -1, SQLITE_STATIC);
@@ -161,50 +156,63 @@ static int insert_running(meter_session *s)
     sqlite3_bind_text(w, 5, x->host, -1, SQLITE_STATIC);
     sqlite3_bind_int(w, 6, x->pid);
     sqlite3_bind_int64(w, 7, x->proc_start);
-    sqlite3_bind_int(w, 8, (int)x->cls);
-    sqlite3_bind_text(w, 9, x->codec, -1, SQLITE_STATIC);
-    sqlite3_bind_int(w, 10, (int)x->flags);
-    sqlite3_bind_int64(w, 11, x->opened_at);
+    sqlite3_bind_text(w, 8, x->boot_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(w, 9, (int)x->cls);
+    sqlite3_bind_text(w, 10, x->codec, -1, SQLITE_STATIC);
+    sqlite3_bind_int(w, 11, (int)x->flags);
+    sqlite3_bind_int64(w, 12, x->opened_at);
+    sqlite3_bind_text(w, 13, x->spool_dir, -1, SQLITE_STATIC);
     return meter_exec_stmt(st, w, "open session");
 }
 
-/* Opens the store and prepares the session row; with SPOOL a database
- * failure leaves s->st NULL instead of failing. */
+/* ENFORCE at open: refuse when no valid pack of the class has minutes. */
+static int check_minutes(meter_session *s)
+{
+    int rc = meter_available(s->st, s->state.cls, &s->available_us);
+    if (rc != METER_OK)
+        snprintf(s->err, sizeof s->err, "%s", meter_errmsg(s->st));
+    else if (s->available_us == 0) {
+        snprintf(s->err, sizeof s->err, "no valid %s pack has minutes left (enforce is on)",
+                 meter_class_name(s->state.cls));
+        rc = METER_ENOMINUTES;
+    }
+    return rc;
+}
+
+/* Opens the store, validates the codec against its rate table, checks
+ * ENFORCE and writes the running row.  With SPOOL a transient database
+ * failure leaves s->st NULL (spooled) instead of failing; anything else —
+ * a wrong path, a foreign file, a bad codec — fails the open. */
 static int attach_store(meter_session *s)
 {
     struct meter_session_state *x = &s->state;
+    meter_spec spec;
     int rc = meter_open(s->db, 0, &s->st, s->err);
     if (rc == METER_OK) {
-        meter_reap(s->st, NULL);  /* best effort: bill dead jobs' last checkpoints */
-        int yes = 0;
-        if ((x->flags & METER_SESSION_IDEMPOTENT) &&
-            (rc = billed_before(s->st, x->job, x->output, &yes)) == METER_OK && yes)
-            s->already_billed = 1;
-        if (rc == METER_OK && (x->flags & METER_SESSION_ENFORCE)) {
-            rc = meter_available(s->st, x->cls, &s->available_us);
-            if (rc == METER_OK && s->available_us == 0 && !s->already_billed) {
-                snprintf(s->err, sizeof s->err, "no valid %s pack has minutes left "
-                         "(enforce is on)", meter_class_name(x->cls));
-                meter_close(s->st);
-                s->st = NULL;
-                return METER_ENOMINUTES;
-            }
+        meter_reap(s->st, NULL);  /* best effort: bill dead jobs' last state */
+        rc = meter_classify(s->st, x->cls, x->codec, 16, 16, &spec, s->err);
+        if (rc == METER_OK && (x->flags & METER_SESSION_ENFORCE))
+            rc = check_minutes(s);
+        if (rc == METER_OK) {
+            if ((rc = meter_tx_begin(s->st)) == METER_OK)
+                rc = meter_tx_end(s->st, insert_running(s));
+            if (rc != METER_OK)
+                snprintf(s->err, sizeof s->err, "%s", meter_errmsg(s->st));
         }
-        if (rc == METER_OK && (rc = meter_tx_begin(s->st)) == METER_OK)
-            rc = meter_tx_end(s->st, insert_running(s));
         if (rc != METER_OK) {
-            snprintf(s->err, sizeof s->err, "%s", meter_errmsg(s->st));
             meter_close(s->st);
             s->st = NULL;
         }
     }
-    if (rc != METER_OK && (x->flags & METER_SESSION_SPOOL)) {
+    /* A database that is missing counts as unavailable (a network mount not
+     * there yet); a foreign or newer file or a bad codec is a mistake that
+     * spooling would only hide. */
+    int spoolable = meter_error_transient(rc) || rc == METER_ENOTFOUND;
+    if (rc != METER_OK && spoolable && (x->flags & METER_SESSION_SPOOL)) {
         /* Keep transcoding: the usage goes to a spool file instead. */
-        fprintf(stderr, "libmeter: %s; spooling usage to %s\n", s->err, s->spool_dir);
         meter_copy(x->node, sizeof x->node, x->host);
         snprintf(x->id, sizeof x->id, "%.40s-%d-%lld-%u", x->host, x->pid,
-                 (long long)x->opened_at, __atomic_add_fetch(&spool_counter, 1,
-                                                             __ATOMIC_RELAXED));
+                 (long long)x->opened_at, atomic_fetch_add(&spool_counter, 1) + 1);
         return METER_OK;
     }
     return rc;
@@ -226,69 +234,63 @@ int meter_session_open(const meter_session_opts *o, meter_session **out,
     if ((rc = meter_check_name(err, "job", job)) != METER_OK ||
         (rc = meter_check_name(err, "output", o->output)) != METER_OK)
         return rc;
-    meter_spec spec;
-    /* Validate class and codec now (16×16 stands in for the size). */
-    if ((rc = meter_classify(NULL, o->cls, o->codec, 16, 16, &spec, NULL)) != METER_OK) {
-        /* A codec added to the rate table only is checked against the db. */
-        meter_store *st;
-        if (meter_open(db, METER_OPEN_READONLY, &st, NULL) == METER_OK) {
-            rc = meter_classify(st, o->cls, o->codec, 16, 16, &spec, err);
-            meter_close(st);
-        } else {
-            rc = meter_classify(NULL, o->cls, o->codec, 16, 16, &spec, err);
-        }
-        if (rc != METER_OK)
-            return rc;
-    }
+    if (!o->codec || !*o->codec || strlen(o->codec) >= sizeof ((struct meter_session_state *)0)->codec)
+        return meter_fail_buf(err, METER_EINVAL, "codec is missing or too long");
+    if (o->cls != METER_CLASS_GENERAL && o->cls != METER_CLASS_TSC)
+        return meter_fail_buf(err, METER_EINVAL, "unknown class (general or tsc)");
 
     pthread_once(&exit_once, register_exit_handler);
-    pthread_mutex_lock(&registry_lock);
-    int attached;
-    meter_session *s = registry_find(db, job, o->output, &attached);
-    if (s) {
-        /* A re-initialised graph: continue the detached session. */
-        s->detached = 0;
-        s->new_segment = 1;
-        pthread_mutex_unlock(&registry_lock);
-        *out = s;
-        return METER_OK;
-    }
-    pthread_mutex_unlock(&registry_lock);
-
-    s = calloc(1, sizeof *s);
+    meter_session *s = calloc(1, sizeof *s);
     if (!s)
         return meter_fail_buf(err, METER_ENOMEM, "out of memory");
     pthread_mutex_init(&s->lock, NULL);
+
+    pthread_mutex_lock(&registry_lock);
+    int in_use;
+    meter_session *old = registry_find(db, job, o->output, o, &in_use);
+    if (old) {
+        /* A re-initialised graph: continue the detached session. */
+        atomic_store(&old->detached, 0);
+        old->new_segment = 1;
+        pthread_mutex_unlock(&registry_lock);
+        pthread_mutex_destroy(&s->lock);
+        free(s);
+        *out = old;
+        return METER_OK;
+    }
+    /* Reserve the label now, under the lock, so two outputs opening at once
+     * on two threads cannot take the same one. */
     struct meter_session_state *x = &s->state;
     meter_copy(s->db, sizeof s->db, db);
-    const char *spool = o->spool_dir ? o->spool_dir : getenv("METER_SPOOL");
-    if (spool && *spool)
-        meter_copy(s->spool_dir, sizeof s->spool_dir, spool);
-    else
-        snprintf(s->spool_dir, sizeof s->spool_dir, "%.4000s.spool", db);
     meter_copy(x->job, sizeof x->job, job);
-    if (attached)  /* two outputs share a label in one process: keep apart */
-        snprintf(x->output, sizeof x->output, "%.100s#%d", o->output, attached + 1);
+    if (in_use)  /* two outputs of one process share a label: keep apart */
+        snprintf(x->output, sizeof x->output, "%.100s#%d", o->output, in_use + 1);
     else
         meter_copy(x->output, sizeof x->output, o->output);
     x->cls = o->cls;
     meter_copy(x->codec, sizeof x->codec, o->codec);
     x->flags = o->flags;
+    s->next = registry;
+    registry = s;
+    pthread_mutex_unlock(&registry_lock);
+
+    const char *spool = o->spool_dir ? o->spool_dir : getenv("METER_SPOOL");
+    if (spool && *spool)
+        meter_copy(x->spool_dir, sizeof x->spool_dir, spool);
+    else
+        snprintf(x->spool_dir, sizeof x->spool_dir, "%.4000s.spool", db);
     x->pid = (int)getpid();
     x->proc_start = meter_proc_start(x->pid);
+    meter_boot_id(x->boot_id);
     meter_hostname(x->host);
     x->opened_at = x->updated_at = meter_now();
 
     if ((rc = attach_store(s)) != METER_OK) {
         meter_fail_buf(err, rc, "%s", s->err);
-        pthread_mutex_destroy(&s->lock);
-        free(s);
+        registry_remove(s);
+        free_session(s);
         return rc;
     }
-    pthread_mutex_lock(&registry_lock);
-    s->next = registry;
-    registry = s;
-    pthread_mutex_unlock(&registry_lock);
     *out = s;
     return METER_OK;
 }
@@ -320,13 +322,16 @@ static int64_t estimated_billed(const meter_session *s)
 
 int meter_session_segment(meter_session *s, int width, int height, int64_t duration_us)
 {
-    if (width < 0 || height < 0 || duration_us < 0 || duration_us > METER_DURATION_MAX_US)
-        return METER_EINVAL;
     pthread_mutex_lock(&s->lock);
     int rc = METER_OK;
     struct meter_session_state *x = &s->state;
     struct meter_seg *g = x->nseg ? &x->seg[x->nseg - 1] : NULL;
-    if (s->finalized) {
+    if (width < 0 || height < 0 || duration_us < 0 || duration_us > METER_DURATION_MAX_US) {
+        snprintf(s->err, sizeof s->err, "invalid segment %dx%d lasting %lld µs", width, height,
+                 (long long)duration_us);
+        rc = METER_EINVAL;
+    } else if (s->finalized) {
+        snprintf(s->err, sizeof s->err, "session %s is already finalized", x->id);
         rc = METER_EFINALIZED;
     } else if (!g || s->new_segment || g->width != width || g->height != height) {
         rc = meter_state_push(x, width, height, duration_us);
@@ -335,46 +340,62 @@ int meter_session_segment(meter_session *s, int width, int height, int64_t durat
             g = &x->seg[x->nseg - 1];
             if (x->flags & METER_SESSION_ENFORCE)
                 cache_rate(s, g);
+        } else {
+            snprintf(s->err, sizeof s->err, "out of memory");
         }
     } else {
         g->duration_us = duration_us;
     }
-    if (rc == METER_OK && (x->flags & METER_SESSION_ENFORCE) && s->st && !s->already_billed &&
-        estimated_billed(s) > s->available_us)
+    if (rc == METER_OK && (x->flags & METER_SESSION_ENFORCE) && s->st &&
+        estimated_billed(s) > s->available_us) {
+        snprintf(s->err, sizeof s->err, "the %s packs ran out of minutes",
+                 meter_class_name(x->cls));
         rc = METER_ENOMINUTES;
+    }
     pthread_mutex_unlock(&s->lock);
     return rc;
+}
+
+static int spool_state(meter_session *s, int final, int interrupted)
+{
+    struct meter_session_state *x = &s->state;
+    x->final = final;
+    x->interrupted = interrupted;
+    return meter_spool_write(x->spool_dir, x, s->err);
 }
 
 static int checkpoint_locked(meter_session *s)
 {
     struct meter_session_state *x = &s->state;
     x->updated_at = meter_now();
-    int rc = METER_ENOTFOUND;
-    if (s->st) {
-        if ((rc = meter_tx_begin(s->st)) == METER_OK) {
-            sqlite3_stmt *w = meter_prepare(s->st,
-                "UPDATE sessions SET updated_at = ?2 WHERE id = ?1 AND status = 'running'");
-            if (!w)
-                rc = METER_EDB;
-            else {
-                sqlite3_bind_text(w, 1, x->id, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(w, 2, x->updated_at);
-                rc = meter_exec_stmt(s->st, w, "checkpoint");
-            }
-            if (rc == METER_OK)
-                rc = meter_session_save_segments(s->st, x);
-            rc = meter_tx_end(s->st, rc);
+    int rc = METER_EDB;
+    if (!s->st)
+        snprintf(s->err, sizeof s->err, "database %.200s is unavailable", s->db);
+    if (s->st && (rc = meter_tx_begin(s->st)) == METER_OK) {
+        sqlite3_stmt *w = meter_prepare(s->st,
+            "UPDATE sessions SET updated_at = ?2 WHERE id = ?1 AND status = 'running'");
+        if (!w)
+            rc = METER_EDB;
+        else {
+            sqlite3_bind_text(w, 1, x->id, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(w, 2, x->updated_at);
+            rc = meter_exec_stmt(s->st, w, "checkpoint");
         }
+        /* Someone finalized it under us (a reaper that judged this process
+         * dead): say so rather than write to a closed session. */
+        if (rc == METER_OK && sqlite3_changes(s->st->db) == 0)
+            rc = meter_fail(s->st, METER_EFINALIZED, "session %s was finalized elsewhere",
+                            x->id);
+        if (rc == METER_OK)
+            rc = meter_session_save_segments(s->st, x);
+        rc = meter_tx_end(s->st, rc);
         if (rc == METER_OK && (x->flags & METER_SESSION_ENFORCE))
             meter_available(s->st, x->cls, &s->available_us);
         if (rc != METER_OK)
             snprintf(s->err, sizeof s->err, "%s", meter_errmsg(s->st));
     }
-    if (rc != METER_OK && (x->flags & METER_SESSION_SPOOL)) {
-        x->final = 0;
-        rc = meter_spool_write(s->spool_dir, x, s->err);
-    }
+    if (rc != METER_OK && meter_error_transient(rc) && (x->flags & METER_SESSION_SPOOL))
+        rc = spool_state(s, 0, 0);
     return rc;
 }
 
@@ -386,6 +407,8 @@ int meter_session_checkpoint(meter_session *s)
     return rc;
 }
 
+/* Bills the session (or spools it); with s->lock held.  The caller takes
+ * it out of the registry afterwards, outside the lock. */
 static int finalize_locked(meter_session *s, int interrupted, meter_session_summary *out)
 {
     struct meter_session_state *x = &s->state;
@@ -394,44 +417,30 @@ static int finalize_locked(meter_session *s, int interrupted, meter_session_summ
     meter_copy(sum.job, sizeof sum.job, x->job);
     meter_copy(sum.output, sizeof sum.output, x->output);
     const char *status = interrupted ? "interrupted" : "done";
-    int rc;
-    if (s->already_billed) {
-        /* Idempotent job id billed before: close the row, bill nothing. */
-        struct meter_session_state empty = *x;
-        empty.nseg = 0;
+    if (!s->st && meter_open(s->db, 0, &s->st, NULL) != METER_OK)
+        s->st = NULL;  /* still unavailable: spool below */
+    int rc = METER_EDB;
+    if (s->st) {
         if ((rc = meter_tx_begin(s->st)) == METER_OK)
-            rc = meter_tx_end(s->st, meter_session_bill_tx(s->st, &empty, status, NULL));
-        sum.already_billed = 1;
-        for (int i = 0; i < x->nseg; i++)
-            sum.duration_us += x->seg[i].duration_us;
+            rc = meter_tx_end(s->st, meter_session_bill_tx(s->st, x, status, meter_now(), &sum));
+        if (rc != METER_OK)
+            snprintf(s->err, sizeof s->err, "%s", meter_errmsg(s->st));
     } else {
-        if (!s->st && meter_open(s->db, 0, &s->st, NULL) != METER_OK)
-            s->st = NULL;  /* still unavailable: spool below */
-        rc = METER_EDB;
-        if (s->st) {
-            if ((rc = meter_tx_begin(s->st)) == METER_OK)
-                rc = meter_tx_end(s->st, meter_session_bill_tx(s->st, x, status, &sum));
-            if (rc != METER_OK)
-                snprintf(s->err, sizeof s->err, "%s", meter_errmsg(s->st));
-        }
-        if (rc != METER_OK && rc != METER_EFINALIZED && (x->flags & METER_SESSION_SPOOL)) {
-            x->final = 1;
-            x->interrupted = interrupted;
-            x->updated_at = meter_now();
-            rc = meter_spool_write(s->spool_dir, x, s->err);
-            if (rc == METER_OK) {
-                sum.spooled = 1;
-                for (int i = 0; i < x->nseg; i++)
-                    sum.duration_us += x->seg[i].duration_us;
-            }
-        } else if (rc == METER_OK) {
-            meter_spool_remove(s->spool_dir, x->id);  /* an older checkpoint */
-        }
+        snprintf(s->err, sizeof s->err, "database %.200s is unavailable", s->db);
     }
-    if (rc == METER_OK || rc == METER_EFINALIZED) {
-        s->finalized = 1;
-        registry_remove(s);
+    if (rc != METER_OK && meter_error_transient(rc) && (x->flags & METER_SESSION_SPOOL)) {
+        x->updated_at = meter_now();
+        rc = spool_state(s, 1, interrupted);
+        if (rc == METER_OK) {
+            sum.spooled = 1;
+            for (int i = 0; i < x->nseg; i++)
+                sum.duration_us += x->seg[i].duration_us;
+        }
+    } else if (rc == METER_OK) {
+        meter_spool_remove(x->spool_dir, x->id);  /* an older checkpoint */
     }
+    if (rc == METER_OK || rc == METER_EFINALIZED)
+        atomic_store(&s->finalized, 1);
     if (out)
         *out = sum;
     return rc;
@@ -440,10 +449,17 @@ static int finalize_locked(meter_session *s, int interrupted, meter_session_summ
 int meter_session_finalize(meter_session *s, int interrupted, meter_session_summary *out)
 {
     pthread_mutex_lock(&s->lock);
-    int rc = s->finalized ? fail(s, METER_EFINALIZED, "session %s is already finalized",
-                                 s->state.id)
-                          : finalize_locked(s, interrupted, out);
+    int rc;
+    if (s->finalized) {
+        snprintf(s->err, sizeof s->err, "session %s is already finalized", s->state.id);
+        rc = METER_EFINALIZED;
+    } else {
+        rc = finalize_locked(s, interrupted, out);
+    }
+    int done = s->finalized;
     pthread_mutex_unlock(&s->lock);
+    if (done)
+        registry_remove(s);
     return rc;
 }
 
@@ -455,7 +471,7 @@ void meter_session_detach(meter_session *s)
     int finalized = s->finalized;
     if (!finalized) {
         checkpoint_locked(s);
-        s->detached = 1;
+        atomic_store(&s->detached, 1);
     }
     pthread_mutex_unlock(&s->lock);
     if (finalized)
@@ -466,18 +482,16 @@ void meter_session_close(meter_session *s)
 {
     if (!s)
         return;
-    pthread_mutex_lock(&s->lock);
-    int finalized = s->finalized;
-    pthread_mutex_unlock(&s->lock);
-    if (!finalized) {
+    if (!s->finalized) {
         meter_session_detach(s);
         return;
     }
     registry_remove(s);
-    meter_close(s->st);
-    free(s->state.seg);
-    pthread_mutex_destroy(&s->lock);
-    free(s);
+    pthread_mutex_lock(&registry_lock);
+    int keep = exiting;  /* the exit handler may be walking it */
+    pthread_mutex_unlock(&registry_lock);
+    if (!keep)
+        free_session(s);
 }
 
 int meter_session_spooled(const meter_session *s)

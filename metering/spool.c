@@ -11,7 +11,7 @@
  * Format, one "key value" per line (values are names without control
  * characters, so a line cannot break them):
  *   ffmeter-spool 1 / id / job / output / node / host / class / codec /
- *   flags / pid / proc_start / opened_at / updated_at / final /
+ *   flags / pid / proc_start / boot_id / opened_at / updated_at / final /
  *   interrupted / segment W H DURATION_US (repeated) / end
  */
 #include <dirent.h>
@@ -48,11 +48,11 @@ int meter_spool_write(const char *dir, const struct meter_session_state *s,
         return meter_fail_buf(err, METER_EIO, "cannot write spool file '%s': %s", tmp,
                               strerror(errno));
     fprintf(f, "%s\nid %s\njob %s\noutput %s\nnode %s\nhost %s\nclass %s\ncodec %s\n"
-               "flags %u\npid %d\nproc_start %" PRId64 "\nopened_at %" PRId64 "\n"
+               "flags %u\npid %d\nproc_start %" PRId64 "\nboot_id %s\nopened_at %" PRId64 "\n"
                "updated_at %" PRId64 "\nfinal %d\ninterrupted %d\n",
             SPOOL_MAGIC, s->id, s->job, s->output, s->node, s->host, meter_class_name(s->cls),
-            s->codec, s->flags, s->pid, s->proc_start, s->opened_at, s->updated_at, s->final,
-            s->interrupted);
+            s->codec, s->flags, s->pid, s->proc_start, s->boot_id, s->opened_at, s->updated_at,
+            s->final, s->interrupted);
     for (int i = 0; i < s->nseg; i++)
         fprintf(f, "segment %d %d %" PRId64 "\n", s->seg[i].width, s->seg[i].height,
                 s->seg[i].duration_us);
@@ -76,7 +76,7 @@ void meter_spool_remove(const char *dir, const char *session_id)
 }
 
 /* Parses one spool file; METER_EINVAL names the first bad line. */
-static int spool_read(meter_store *st, const char *path, struct meter_session_state *s)
+int meter_spool_read(meter_store *st, const char *path, struct meter_session_state *s)
 {
     memset(s, 0, sizeof *s);
     FILE *f = fopen(path, "r");
@@ -115,6 +115,7 @@ static int spool_read(meter_store *st, const char *path, struct meter_session_st
         else if (!strcmp(line, "flags")) s->flags = (unsigned)strtoul(val, NULL, 10);
         else if (!strcmp(line, "pid")) s->pid = atoi(val);
         else if (!strcmp(line, "proc_start")) s->proc_start = strtoll(val, NULL, 10);
+        else if (!strcmp(line, "boot_id")) rc = meter_copy(s->boot_id, sizeof s->boot_id, val) ? METER_EINVAL : 0;
         else if (!strcmp(line, "opened_at")) s->opened_at = strtoll(val, NULL, 10);
         else if (!strcmp(line, "updated_at")) s->updated_at = strtoll(val, NULL, 10);
         else if (!strcmp(line, "final")) s->final = atoi(val);
@@ -147,8 +148,7 @@ static int still_running(const struct meter_session_state *s)
     meter_hostname(host);
     if (s->final || strcmp(host, s->host) != 0)
         return 0;
-    int64_t started = meter_proc_start(s->pid);
-    return started >= 0 && started == s->proc_start;
+    return meter_process_alive(s->boot_id, s->pid, s->proc_start);
 }
 
 static int import_one(meter_store *st, const char *dir, const char *name, int *imported)
@@ -156,16 +156,20 @@ static int import_one(meter_store *st, const char *dir, const char *name, int *i
     char path[4400];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     struct meter_session_state s;
-    int rc = spool_read(st, path, &s);
+    int rc = meter_spool_read(st, path, &s);
     if (rc != METER_OK)
         return rc;
+    meter_copy(s.spool_dir, sizeof s.spool_dir, dir);
     if (still_running(&s)) {
         free(s.seg);
         return METER_OK;
     }
     const char *status = s.final && !s.interrupted ? "done" : "interrupted";
     if ((rc = meter_tx_begin(st)) == METER_OK) {
-        rc = meter_session_bill_tx(st, &s, status, NULL);
+        /* Billed at the time of its last state, not of the import: a pack
+         * bought since cannot pay for it. */
+        rc = meter_session_bill_tx(st, &s, status, s.updated_at ? s.updated_at : meter_now(),
+                                   NULL);
         if (rc == METER_EFINALIZED) {
             meter_tx_end(st, rc);  /* billed before: only the file remains */
             rc = METER_OK;
@@ -188,13 +192,22 @@ int meter_import_spool(meter_store *st, const char *dir, int *imported)
     if (!d)
         return meter_fail(st, METER_EIO, "cannot open spool directory '%s': %s", dir,
                           strerror(errno));
-    int rc = METER_OK;
+    /* A bad file does not stop the others; the first problem is returned. */
+    int first = METER_OK;
+    char first_msg[METER_ERRMAX] = "";
     struct dirent *e;
-    while (rc == METER_OK && (e = readdir(d))) {
+    while ((e = readdir(d))) {
         size_t n = strlen(e->d_name);
-        if (n > 6 && strcmp(e->d_name + n - 6, ".spool") == 0)
-            rc = import_one(st, dir, e->d_name, imported);
+        if (n <= 6 || strcmp(e->d_name + n - 6, ".spool") != 0)
+            continue;
+        int rc = import_one(st, dir, e->d_name, imported);
+        if (rc != METER_OK && first == METER_OK) {
+            first = rc;
+            snprintf(first_msg, sizeof first_msg, "%s", meter_errmsg(st));
+        }
+        if (rc != METER_OK && meter_error_transient(rc) && rc != METER_EIO)
+            break;  /* the database is in trouble: the rest would fail too */
     }
     closedir(d);
-    return rc;
+    return first == METER_OK ? METER_OK : meter_fail(st, first, "%s", first_msg);
 }

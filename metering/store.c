@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -83,11 +84,17 @@ static int is_ffmeter(meter_store *st, int *yes)
     return METER_OK;
 }
 
+/* Creates the schema in an empty database.  Another process may have done
+ * it between our look and our lock: then there is nothing to do. */
 static int initialise(meter_store *st)
 {
     int rc = meter_tx_begin(st);
     if (rc != METER_OK)
         return rc;
+    int nobj = 0;
+    rc = count_objects(st, &nobj);
+    if (rc != METER_OK || nobj > 0)
+        return meter_tx_end(st, rc);
     rc = meter_schema_migrate(st, 0);
     if (rc == METER_OK) {
         char host[METER_NAME_MAX];
@@ -104,6 +111,47 @@ static int initialise(meter_store *st)
             rc = meter_exec_stmt(st, s, "initialise database");
         }
     }
+    if (rc == METER_OK)
+        rc = meter_exec(st, "PRAGMA application_id = " METER_APP_ID_INT);
+    return meter_tx_end(st, rc);
+}
+
+/* Is this ours, and of a version we read?  application_id marks ffmeter
+ * files; the meta row is the fallback for files made before it existed.
+ * The version is judged first for our files, so a newer schema is
+ * "upgrade ffmeter", not "foreign". */
+static int check_identity(meter_store *st, int *version)
+{
+    int app = 0, rc;
+    if ((rc = read_int_pragma(st, "PRAGMA application_id", &app)) != METER_OK ||
+        (rc = read_int_pragma(st, "PRAGMA user_version", version)) != METER_OK)
+        return rc;
+    int ours = app == (int)strtol(METER_APP_ID_INT, NULL, 0);
+    if (!ours && app == 0 && (rc = is_ffmeter(st, &ours)) != METER_OK)
+        return rc;
+    if (!ours)
+        return meter_fail(st, METER_EFOREIGN,
+                          "'%s' is not an ffmeter database (another application's "
+                          "SQLite file)", st->path);
+    if (*version > meter_schema_version())
+        return meter_fail(st, METER_EVERSION,
+                          "'%s' has schema version %d, newer than this ffmeter's %d: "
+                          "upgrade ffmeter", st->path, *version, meter_schema_version());
+    if (*version < 1)
+        return meter_fail(st, METER_EFOREIGN, "'%s' has no schema version: not an "
+                          "ffmeter database", st->path);
+    return METER_OK;
+}
+
+/* Migrates forward under the write lock, re-reading the version there:
+ * another process may have migrated meanwhile. */
+static int migrate(meter_store *st)
+{
+    int rc = meter_tx_begin(st), version = 0;
+    if (rc == METER_OK)
+        rc = read_int_pragma(st, "PRAGMA user_version", &version);
+    if (rc == METER_OK && version < meter_schema_version())
+        rc = meter_schema_migrate(st, version);
     return meter_tx_end(st, rc);
 }
 
@@ -116,12 +164,20 @@ static int open_checked(meter_store *st, unsigned flags, int existed)
     if (sqlite3_open_v2(st->path, &st->db, oflags, NULL) != SQLITE_OK)
         return meter_fail(st, METER_EDB, "cannot open '%s': %s", st->path,
                           st->db ? sqlite3_errmsg(st->db) : "out of memory");
+    /* A WAL left beside the file (by its own application) must not be
+     * checkpointed into it by our close until the file is known to be ours:
+     * a refused file stays byte for byte as it was.  Without such a WAL the
+     * close has nothing to copy and tidies up the -wal/-shm it made. */
+    char wal[4200];
+    snprintf(wal, sizeof wal, "%s-wal", st->path);
+    if (access(wal, F_OK) == 0)
+        sqlite3_db_config(st->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
     sqlite3_extended_result_codes(st->db, 1);
     sqlite3_busy_timeout(st->db, METER_BUSY_TIMEOUT_MS);
     /* READWRITE silently falls back to read-only for a write-protected file. */
     st->readonly = want_ro || sqlite3_db_readonly(st->db, "main") == 1;
 
-    int nobj = 0, rc = count_objects(st, &nobj);
+    int nobj = 0, version = 0, rc = count_objects(st, &nobj);
     if (rc != METER_OK)
         return rc;
     if (nobj == 0) {
@@ -133,45 +189,23 @@ static int open_checked(meter_store *st, unsigned flags, int existed)
             return meter_fail(st, METER_EDB, "cannot create '%s': read-only", st->path);
         if (meter_exec(st, "PRAGMA journal_mode = WAL") != METER_OK)
             return meter_fail(st, METER_EDB, "cannot enable WAL on '%s': %s", st->path, st->err);
-        rc = initialise(st);
-        if (rc != METER_OK)
+        if ((rc = initialise(st)) != METER_OK)
             return rc;
-    } else {
-        int ours;
-        if ((rc = is_ffmeter(st, &ours)) != METER_OK)
-            return rc;
-        if (!ours)
-            return meter_fail(st, METER_EFOREIGN,
-                              "'%s' is not an ffmeter database (another application's "
-                              "SQLite file)", st->path);
-        int version;
-        if ((rc = read_int_pragma(st, "PRAGMA user_version", &version)) != METER_OK)
-            return rc;
-        if (version > meter_schema_version())
-            return meter_fail(st, METER_EVERSION,
-                              "'%s' has schema version %d, newer than this ffmeter's %d: "
-                              "upgrade ffmeter", st->path, version, meter_schema_version());
-        if (version < 1)
-            return meter_fail(st, METER_EFOREIGN, "'%s' has no schema version: not an "
-                              "ffmeter database", st->path);
-        if (version < meter_schema_version()) {
-            if (st->readonly)
-                return meter_fail(st, METER_EDB, "'%s' needs a schema upgrade (version %d → "
-                                  "%d) but is read-only", st->path, version,
-                                  meter_schema_version());
-            if ((rc = meter_tx_begin(st)) != METER_OK)
-                return rc;
-            if ((rc = meter_tx_end(st, meter_schema_migrate(st, version))) != METER_OK)
-                return rc;
-        }
-        if (!st->readonly &&
-            meter_exec(st, "PRAGMA journal_mode = WAL") != METER_OK)
-            return meter_fail(st, METER_EDB, "cannot enable WAL on '%s': %s", st->path, st->err);
     }
-    /* FULL: a committed deduction survives power loss, not just a crash. */
-    if ((rc = meter_exec(st, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON")) != METER_OK)
+    if ((rc = check_identity(st, &version)) != METER_OK)
         return rc;
-    return METER_OK;
+    sqlite3_db_config(st->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, NULL);
+    if (version < meter_schema_version()) {
+        if (st->readonly)
+            return meter_fail(st, METER_EDB, "'%s' needs a schema upgrade (version %d → %d) "
+                              "but is read-only", st->path, version, meter_schema_version());
+        if ((rc = migrate(st)) != METER_OK)
+            return rc;
+    }
+    if (!st->readonly && meter_exec(st, "PRAGMA journal_mode = WAL") != METER_OK)
+        return meter_fail(st, METER_EDB, "cannot enable WAL on '%s': %s", st->path, st->err);
+    /* FULL: a committed deduction survives power loss, not just a crash. */
+    return meter_exec(st, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON");
 }
 
 int meter_open(const char *path, unsigned flags, meter_store **out, char err[METER_ERRMAX])
@@ -318,7 +352,7 @@ int meter_setting_set(meter_store *st, const char *key, const char *value)
 
 int meter_get_rounding(meter_store *st, meter_rounding *out)
 {
-    char v[32];
+    char v[32] = "";
     int rc = get_meta(st, "rounding", v, sizeof v);
     *out = strcmp(v, "ceil-minute") == 0 ? METER_ROUND_CEIL_MINUTE : METER_ROUND_EXACT;
     return rc;
@@ -326,7 +360,7 @@ int meter_get_rounding(meter_store *st, meter_rounding *out)
 
 int meter_get_daily(meter_store *st, int *daily)
 {
-    char v[32];
+    char v[32] = "";
     int rc = get_meta(st, "settlement", v, sizeof v);
     *daily = rc == METER_OK && strcmp(v, "daily") == 0;
     return rc;

@@ -2,6 +2,7 @@
  * util.c — errors, transactions, statement helpers and record ids.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,4 +246,38 @@ int meter_grow(void *arrp, size_t *cap, size_t n, size_t elem)
     *(void **)arrp = p;
     *cap = nc;
     return METER_OK;
+}
+
+void meter_boot_id(char buf[40])
+{
+    buf[0] = '\0';
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (!f)
+        return;
+    if (!fgets(buf, 40, f))
+        buf[0] = '\0';
+    fclose(f);
+    buf[strcspn(buf, "\n")] = '\0';
+}
+
+int meter_process_alive(const char *boot_id, int pid, int64_t proc_start)
+{
+    char now_boot[40];
+    meter_boot_id(now_boot);
+    if (now_boot[0] && boot_id[0] && strcmp(now_boot, boot_id) != 0)
+        return 0;  /* the machine rebooted since: every process of then is gone */
+    if (pid <= 0)
+        return 1;
+    if (kill(pid, 0) != 0 && errno == ESRCH)
+        return 0;
+    int64_t started = meter_proc_start(pid);
+    if (started >= 0 && proc_start >= 0 && started != proc_start)
+        return 0;  /* the pid was reused by another process */
+    return 1;
+}
+
+int meter_error_transient(int code)
+{
+    return code == METER_EDB || code == METER_EBUSY || code == METER_EIO ||
+           code == METER_ENOMEM;
 }

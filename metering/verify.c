@@ -34,6 +34,14 @@ static const char *const checks[] = {
     "  SELECT e.action FROM pack_events e WHERE e.pack_id = d.pack_id"
     "  AND e.action IN ('freeze', 'unfreeze') AND e.seq < d.seq ORDER BY e.seq DESC LIMIT 1)",
 
+    "SELECT printf('deduction %s: settles day %s from pack %s bought after that day ended',"
+    "  d.id, s.day, d.pack_id)"
+    " FROM deductions d JOIN settlements s ON s.id = d.charge_id JOIN packs p ON p.id = d.pack_id"
+    " WHERE p.start_at >= (unixepoch(s.day, '+1 day') * 1000"
+    "  - 60000 * ((SELECT CAST(substr(value, 1, 3) AS INTEGER) * 60"
+    "    + (CASE WHEN substr(value, 1, 1) = '-' THEN -1 ELSE 1 END)"
+    "      * CAST(substr(value, 5, 2) AS INTEGER) FROM meta WHERE key = 'day_offset')))",
+
     /* Balances chain: before − amount = after, and each deduction starts
      * where the pack's previous one ended (the first at the total). */
     "SELECT printf('deduction %s: before %d - amount %d <> after %d',"
@@ -75,6 +83,10 @@ static const char *const checks[] = {
     "  d.id, d.charge_id) FROM deductions d"
     " WHERE NOT EXISTS (SELECT 1 FROM usage u WHERE u.id = d.charge_id)"
     " AND NOT EXISTS (SELECT 1 FROM settlements s WHERE s.id = d.charge_id)",
+
+    /* Sessions that could not be billed: minutes waiting for an operator. */
+    "SELECT printf('session %s (job %s, output %s) could not be billed: %s',"
+    "  id, job, output, coalesce(error, '?')) FROM sessions WHERE status = 'failed'",
 
     /* Status flags agree with the audit trail. */
     "SELECT printf('pack %s: frozen flag %d disagrees with its last freeze event', p.id,"

@@ -84,7 +84,8 @@ mc --format json jobs --job jnode
 is "new records carry the new node name" "$(jq_py '[r["node"] for r in d]')" '["renamed-node"]'
 
 succeeds "config set day_offset +08:00" config set day_offset +08:00
-succeeds "a usage at 20:00 UTC" record --job jday --output o --class general --codec h264 --width 640 --height 480 --duration-ms 60000 --at 2026-03-01T20:00:00Z
+# (usage cannot come from the future: "now" is after it for this record)
+METER_NOW=2026-03-01T21:00:00Z succeeds "a usage at 20:00 UTC" record --job jday --output o --class general --codec h264 --width 640 --height 480 --duration-ms 60000 --at 2026-03-01T20:00:00Z
 mc --format json usage --ttype Standard.H264.SD --from 2026-03-01T19:00:00Z
 is "usage days follow day_offset (20:00 UTC is the next day at +08:00)" "$(jq_py '[r["day"] for r in d]')" '["2026-03-02"]'
 succeeds "config set day_offset back" config set day_offset +00:00
@@ -114,9 +115,10 @@ is "after settlement: D1 empty, D2 untouched" "$(jq_py '[[p["id"], p["remaining_
 mc --format json jobs --job jd
 is "the record is now settled" "$(jq_py '[r["settled"] for r in d]')" '[true]'
 mc --format json usage
-# the deductions happen when settle runs, on day D+1
+# the deductions happen when settle runs, on day D+1, and count under day D,
+# the day of the usage they settle
 is "usage details of the settlement" "$(jq_py 'sorted([r["day"], r["pack_id"] or "-", r["ttype"], r["used_us"] // 60000000] for r in d)')" \
-    '[["2026-03-03", "-", "Standard.H264.SD", 5], ["2026-03-03", "D1", "Standard.H264.SD", 5]]'
+    '[["2026-03-02", "-", "Standard.H264.SD", 5], ["2026-03-02", "D1", "Standard.H264.SD", 5]]'
 succeeds "settle table output" settle
 check "settle table: one line per field" grep -qE '^Groups settled: +0$' <<<"$OUT"
 
