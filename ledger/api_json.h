@@ -1,0 +1,31 @@
+/*
+ * api_json.h — the JSON shapes of the admin API and query-argument parsing,
+ * shared by the endpoint files (api_*.c).
+ */
+#ifndef LEDGER_API_JSON_H
+#define LEDGER_API_JSON_H
+
+#include <jansson.h>
+
+#include "http.h"
+#include "store.h"
+
+/* A pack as admins see it: the node's fields (proto_pack_to_json) plus
+ * used/remaining, status, node, and minutes with 3 decimals ("*_min"). */
+json_t *pack_json(const ledger_pack *p);
+/* The node's view of a pack, for GET /v1/nodes/{node}/packs. */
+json_t *node_pack_json(const ledger_pack *p);
+/* Sets key to the minutes of us as "12.345" (truncated, exact). */
+int put_minutes(json_t *o, const char *key, int64_t us);
+
+/* Query arguments.  Each returns 1 (absent: *out unchanged, or set) or 0
+ * after answering 400 naming the argument. */
+int arg_time(request *rq, const char *name, meter_time *out);      /* epoch ms */
+int arg_int(request *rq, const char *name, int min, int max, int *out);
+int arg_class(request *rq, const char *name, int *out);            /* -1 when absent */
+/* A name-like argument (node, pack id, record id: protocol characters). */
+int arg_name(request *rq, const char *name, const char **out);
+/* Free text up to cap bytes, no control characters (ttype, job). */
+int arg_text(request *rq, const char *name, size_t cap, const char **out);
+
+#endif /* LEDGER_API_JSON_H */

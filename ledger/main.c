@@ -1,0 +1,193 @@
+/*
+ * main.c — meter-ledgerd's entry: options, the administrative subcommands
+ * (migrate, admin add, node add) and the server's life (signals, clean
+ * shutdown).
+ *
+ *   meter-ledgerd [OPTIONS]                 serve
+ *   meter-ledgerd [OPTIONS] migrate         create / upgrade the schema
+ *   meter-ledgerd [OPTIONS] admin add NAME  print a new admin token once
+ *   meter-ledgerd [OPTIONS] node add NAME   print a new node secret once
+ *
+ * Exit codes: 0 ok, 1 failure (database, listening, …), 2 usage error.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "http.h"
+#include "pool.h"
+#include "protocol.h"
+#include "store.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "Usage: meter-ledgerd [OPTIONS]                 run the ledger server\n"
+        "       meter-ledgerd [OPTIONS] migrate         create or upgrade the database schema\n"
+        "       meter-ledgerd [OPTIONS] admin add NAME  create an admin; prints its token once\n"
+        "       meter-ledgerd [OPTIONS] node add NAME   create a node; prints its secret once\n"
+        "       meter-ledgerd --help | --version\n"
+        "\n"
+        "The central ledger of an ffmeter farm: nodes push their usage records\n"
+        "(stored exactly once) and pull the packs assigned to them; admins buy,\n"
+        "assign, freeze and refund packs and read usage (JSON API under /v1/, web\n"
+        "console at /).  See meter-ledgerd(8) and sync/PROTOCOL.md.\n"
+        "\n"
+        "Options (also as \"key = value\" lines in --config FILE, without the dashes):\n"
+        "  --listen ADDR:PORT    listen here (default %s; [::1]:PORT for IPv6;\n"
+        "                        port 0 picks a free port, printed on stderr)\n"
+        "  --db PATH             SQLite database (default $LEDGER_DB, else %s)\n"
+        "  --pg CONNINFO         PostgreSQL instead, e.g. 'postgresql://user@host/db';\n"
+        "                        several instances may share one database\n"
+        "  --config FILE         read options from FILE (the command line wins)\n"
+        "  --tls-cert FILE --tls-key FILE   serve HTTPS with this PEM certificate and key\n"
+        "  --allow-bearer        also accept 'Authorization: Bearer <node secret>' from nodes\n"
+        "  --max-body BYTES      largest request body (default %d; 413 beyond)\n"
+        "  --max-records N       most records per batch (default and maximum %d)\n"
+        "  --console-dir DIR     serve the console from DIR instead of the built-in copy\n"
+        "  --shutdown-timeout S  on SIGTERM, wait up to S seconds for requests in flight (30)\n"
+        "  --verbose             log every request\n"
+        "  -h, --help            this help\n"
+        "  -V, --version         print the version\n"
+        "\n"
+        "The server migrates the schema when it starts; it stops cleanly on SIGTERM\n"
+        "or SIGINT (no new connections, requests in flight finished).\n"
+        "Exit codes: 0 ok; 1 failure; 2 usage error.\n",
+        LEDGER_DEFAULT_LISTEN, LEDGER_DEFAULT_DB, PROTO_MAX_BODY, PROTO_MAX_BATCH);
+}
+
+static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(int code, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "meter-ledgerd: %s\n", line);
+    return code;
+}
+
+static int open_migrated(const struct ledger_config *cfg, ledger_store **st)
+{
+    char err[METER_ERRMAX];
+    int rc = ledger_store_open(cfg->pg ? NULL : cfg->db, cfg->pg, LEDGER_OPEN_MIGRATE, st, err);
+    if (rc != METER_OK) {
+        fail(1, "%s: %s", cfg->pg ? "PostgreSQL" : cfg->db, err);
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_migrate(const struct ledger_config *cfg)
+{
+    ledger_store *st;
+    if (open_migrated(cfg, &st) != 0)
+        return 1;
+    int v = 0;
+    ledger_store_schema(st, &v);
+    printf("schema version %d (%s)\n", v, ledger_store_backend(st));
+    ledger_store_close(st);
+    return 0;
+}
+
+/* admin add NAME / node add NAME: the credential goes to stdout, alone on
+ * its line, so scripts can capture it; it is never shown again. */
+static int cmd_add(const struct ledger_config *cfg, const char *what, const char *name)
+{
+    if (!proto_valid_node(name))
+        return fail(2, "%s name '%.60s': use 1 to %d letters, digits, '.', '_', '-', ':'", what,
+                    name, METER_NAME_MAX - 1);
+    ledger_store *st;
+    if (open_migrated(cfg, &st) != 0)
+        return 1;
+    char secret[LEDGER_SECRET_HEX + 1];
+    ledger_actor cli = { "cli", NULL };
+    int rc = !strcmp(what, "admin") ? ledger_admin_add(st, name, meter_now(), secret)
+                                    : ledger_node_add(st, name, meter_now(), &cli, secret);
+    int out = 0;
+    if (rc != METER_OK)
+        out = fail(1, "%s", ledger_store_errmsg(st));
+    else
+        printf("%s\n", secret);
+    memset(secret, 0, sizeof secret);
+    ledger_store_close(st);
+    return out;
+}
+
+static int serve(const struct ledger_config *cfg)
+{
+    ledger_store *st;
+    if (open_migrated(cfg, &st) != 0)
+        return 1;
+    ledger_store_close(st);
+    store_pool *pool;
+    if (pool_create(cfg->pg ? NULL : cfg->db, cfg->pg, 32, &pool) != METER_OK)
+        return fail(1, "out of memory");
+
+    /* Signals: blocked in every thread (MHD's inherit this mask) and taken
+     * synchronously here. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char err[METER_ERRMAX];
+    server *srv = server_start(cfg, pool, err);
+    if (!srv) {
+        pool_destroy(pool);
+        return fail(1, "%s", err);
+    }
+    int sig = 0;
+    while (sigwait(&set, &sig) != 0)
+        ;
+    ledger_log("%s received: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    server_stop(srv, cfg->shutdown_timeout_s);
+    pool_destroy(pool);
+    ledger_log("stopped");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct ledger_config cfg;
+    char err[METER_ERRMAX];
+    if (config_load(&cfg, argc, argv, err) != 0) {
+        config_free(&cfg);
+        return fail(2, "%s", err);
+    }
+    int rc;
+    const char *a0 = cfg.nargs > 0 ? cfg.args[0] : NULL;
+    const char *a1 = cfg.nargs > 1 ? cfg.args[1] : NULL;
+    if (cfg.help) {
+        usage(stdout);
+        rc = 0;
+    } else if (cfg.version) {
+        printf("meter-ledgerd %s (protocol v%d, schema %d)\n", METER_VERSION_STRING,
+               PROTO_VERSION, LEDGER_SCHEMA_VERSION);
+        rc = 0;
+    } else if (!a0) {
+        json_object_seed(0);   /* before any thread: jansson's hash seed */
+        rc = serve(&cfg);
+    } else if (!strcmp(a0, "migrate") && cfg.nargs == 1) {
+        rc = cmd_migrate(&cfg);
+    } else if ((!strcmp(a0, "admin") || !strcmp(a0, "node")) && a1 && !strcmp(a1, "add") &&
+               cfg.nargs == 3) {
+        rc = cmd_add(&cfg, a0, cfg.args[2]);
+    } else if ((!strcmp(a0, "admin") || !strcmp(a0, "node")) && (!a1 || !strcmp(a1, "add"))) {
+        rc = fail(2, "usage: meter-ledgerd %s add NAME", a0);
+    } else {
+        rc = fail(2, "unknown command '%s' (serve with no command; or migrate, admin add NAME, "
+                  "node add NAME; see --help)", a0);
+    }
+    config_free(&cfg);
+    return rc;
+}

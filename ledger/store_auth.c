@@ -1,0 +1,246 @@
+/*
+ * store_auth.c — credentials in the ledger store: nodes and their secrets,
+ * nonces (replay protection shared by every instance), admins, and reading
+ * the audit log.
+ *
+ * Node secrets are kept as they are (the ledger must compute the HMAC with
+ * them) plus their SHA-256 for bearer look-ups; admin tokens only as their
+ * SHA-256.  Both are 32 random bytes, so a plain hash is enough: there is
+ * nothing to brute-force.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_impl.h"
+
+/* --------------------------------------------------------------- nodes -- */
+
+struct node_add_ctx {
+    const char *name;
+    meter_time now;
+    const ledger_actor *who;
+    char *secret;
+};
+
+static int node_add_tx(ledger_store *st, void *vctx)
+{
+    struct node_add_ctx *c = vctx;
+    int rc = store_random_hex(st, c->secret, LEDGER_SECRET_HEX / 2);
+    if (rc != METER_OK)
+        return rc;
+    char hash[65];
+    store_sha256_hex(c->secret, hash);
+    lparam p[] = { P_TEXT(c->name), P_TEXT(c->secret), P_TEXT(hash), P_INT(c->now) };
+    rc = store_exec(st, "INSERT INTO nodes (name, secret, secret_sha256, created_ms)"
+                        " VALUES ($1, $2, $3, $4)", p, 4, NULL);
+    if (rc == METER_EEXIST)
+        return store_fail(st, rc, "node '%s' already exists", c->name);
+    if (rc == METER_OK)
+        rc = store_audit(st, c->who, c->now, "node.add", c->name);
+    return rc;
+}
+
+int ledger_node_add(ledger_store *st, const char *name, meter_time now,
+                    const ledger_actor *who, char secret[LEDGER_SECRET_HEX + 1])
+{
+    if (!name || !*name || strlen(name) >= METER_NAME_MAX)
+        return store_fail(st, METER_EINVAL, "a node name must be 1 to %d bytes",
+                          METER_NAME_MAX - 1);
+    struct node_add_ctx c = { name, now, who, secret };
+    return store_tx(st, node_add_tx, &c);
+}
+
+int ledger_node_list(ledger_store *st, ledger_node **rows, size_t *n)
+{
+    *rows = NULL;
+    *n = 0;
+    lres r;
+    int rc = store_exec(st, "SELECT name, created_ms, last_seen_ms FROM nodes ORDER BY name",
+                        NULL, 0, &r);
+    if (rc != METER_OK)
+        return rc;
+    if (r.nrows > 0 && !(*rows = calloc((size_t)r.nrows, sizeof **rows))) {
+        lres_free(&r);
+        return store_fail(st, METER_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < r.nrows; i++) {
+        lres_text(&r, i, 0, (*rows)[i].name, sizeof (*rows)[i].name);
+        (*rows)[i].created_at = lres_int(&r, i, 1);
+        (*rows)[i].last_seen = lres_int(&r, i, 2);
+    }
+    *n = (size_t)r.nrows;
+    lres_free(&r);
+    return METER_OK;
+}
+
+int ledger_node_secret(ledger_store *st, const char *name, char secret[LEDGER_SECRET_HEX + 1])
+{
+    lparam p[] = { P_TEXT(name) };
+    lres r;
+    int rc = store_exec(st, "SELECT secret FROM nodes WHERE name = $1", p, 1, &r);
+    if (rc != METER_OK)
+        return rc;
+    if (r.nrows == 0)
+        rc = store_fail(st, METER_ENOTFOUND, "unknown node '%s'", name);
+    else
+        lres_text(&r, 0, 0, secret, LEDGER_SECRET_HEX + 1);
+    lres_free(&r);
+    return rc;
+}
+
+int ledger_node_by_secret(ledger_store *st, const char *secret, char name[METER_NAME_MAX])
+{
+    char hash[65];
+    store_sha256_hex(secret, hash);
+    lparam p[] = { P_TEXT(hash) };
+    lres r;
+    int rc = store_exec(st, "SELECT name FROM nodes WHERE secret_sha256 = $1", p, 1, &r);
+    if (rc != METER_OK)
+        return rc;
+    if (r.nrows == 0)
+        rc = store_fail(st, METER_ENOTFOUND, "no node has this token");
+    else
+        lres_text(&r, 0, 0, name, METER_NAME_MAX);
+    lres_free(&r);
+    return rc;
+}
+
+struct seen_ctx {
+    const char *name, *nonce;
+    meter_time now, expires;
+};
+
+static int seen_tx(ledger_store *st, void *vctx)
+{
+    struct seen_ctx *c = vctx;
+    int rc = METER_OK;
+    if (c->nonce) {
+        lparam pd[] = { P_INT(c->now) };
+        rc = store_exec(st, "DELETE FROM nonces WHERE expires_ms < $1", pd, 1, NULL);
+        /* ON CONFLICT DO NOTHING: a concurrent request with the same nonce
+         * waits for this one and then finds it, on either backend. */
+        lparam p[] = { P_TEXT(c->name), P_TEXT(c->nonce), P_INT(c->expires) };
+        lres r;
+        if (rc == METER_OK)
+            rc = store_exec(st, "INSERT INTO nonces (node, nonce, expires_ms) VALUES ($1, $2, $3)"
+                                " ON CONFLICT (node, nonce) DO NOTHING", p, 3, &r);
+        if (rc != METER_OK)
+            return rc;
+        int64_t added = r.changes;
+        lres_free(&r);
+        if (added == 0)
+            return store_fail(st, METER_EEXIST, "nonce already used (a replayed request)");
+    }
+    lparam p[] = { P_TEXT(c->name), P_INT(c->now) };
+    lres r;
+    rc = store_exec(st, "UPDATE nodes SET last_seen_ms = $2 WHERE name = $1"
+                        " AND (last_seen_ms IS NULL OR last_seen_ms < $2)", p, 2, &r);
+    lres_free(&r);
+    return rc;
+}
+
+int ledger_node_seen(ledger_store *st, const char *name, const char *nonce,
+                     meter_time now, meter_time expires)
+{
+    struct seen_ctx c = { name, nonce, now, expires };
+    return store_tx(st, seen_tx, &c);
+}
+
+/* -------------------------------------------------------------- admins -- */
+
+struct admin_add_ctx {
+    const char *name;
+    meter_time now;
+    char *token;
+};
+
+static int admin_add_tx(ledger_store *st, void *vctx)
+{
+    struct admin_add_ctx *c = vctx;
+    int rc = store_random_hex(st, c->token, LEDGER_SECRET_HEX / 2);
+    if (rc != METER_OK)
+        return rc;
+    char hash[65];
+    store_sha256_hex(c->token, hash);
+    lparam p[] = { P_TEXT(c->name), P_TEXT(hash), P_INT(c->now) };
+    rc = store_exec(st, "INSERT INTO admins (name, token_sha256, created_ms) VALUES ($1, $2, $3)",
+                    p, 3, NULL);
+    if (rc == METER_EEXIST)
+        return store_fail(st, rc, "admin '%s' already exists", c->name);
+    if (rc == METER_OK) {
+        ledger_actor cli = { "cli", NULL };
+        rc = store_audit(st, &cli, c->now, "admin.add", c->name);
+    }
+    return rc;
+}
+
+int ledger_admin_add(ledger_store *st, const char *name, meter_time now,
+                     char token[LEDGER_SECRET_HEX + 1])
+{
+    if (!name || !*name || strlen(name) >= METER_NAME_MAX)
+        return store_fail(st, METER_EINVAL, "an admin name must be 1 to %d bytes",
+                          METER_NAME_MAX - 1);
+    struct admin_add_ctx c = { name, now, token };
+    return store_tx(st, admin_add_tx, &c);
+}
+
+int ledger_admin_by_token(ledger_store *st, const char *token, char name[METER_NAME_MAX])
+{
+    char hash[65];
+    store_sha256_hex(token, hash);
+    lparam p[] = { P_TEXT(hash) };
+    lres r;
+    int rc = store_exec(st, "SELECT name FROM admins WHERE token_sha256 = $1", p, 1, &r);
+    if (rc != METER_OK)
+        return rc;
+    if (r.nrows == 0)
+        rc = store_fail(st, METER_ENOTFOUND, "no admin has this token");
+    else
+        lres_text(&r, 0, 0, name, METER_NAME_MAX);
+    lres_free(&r);
+    return rc;
+}
+
+/* --------------------------------------------------------------- audit -- */
+
+int ledger_audit_list(ledger_store *st, meter_time from, meter_time to,
+                      ledger_audit_row **rows, size_t *n)
+{
+    *rows = NULL;
+    *n = 0;
+    lparam p[] = { P_INT(from), P_INT(to ? to : INT64_MAX) };
+    lres r;
+    int rc = store_exec(st, "SELECT seq, at_ms, admin, action, target, body FROM audit"
+                            " WHERE at_ms >= $1 AND at_ms < $2 ORDER BY seq", p, 2, &r);
+    if (rc != METER_OK)
+        return rc;
+    if (r.nrows > 0 && !(*rows = calloc((size_t)r.nrows, sizeof **rows))) {
+        lres_free(&r);
+        return store_fail(st, METER_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < r.nrows; i++) {
+        ledger_audit_row *a = &(*rows)[i];
+        a->seq = lres_int(&r, i, 0);
+        a->at = lres_int(&r, i, 1);
+        lres_text(&r, i, 2, a->admin, sizeof a->admin);
+        lres_text(&r, i, 3, a->action, sizeof a->action);
+        lres_text(&r, i, 4, a->target, sizeof a->target);
+        const char *b = lres_get(&r, i, 5);
+        if (b && !(a->body = strdup(b))) {
+            ledger_audit_free(*rows, (size_t)i);
+            *rows = NULL;
+            lres_free(&r);
+            return store_fail(st, METER_ENOMEM, "out of memory");
+        }
+    }
+    *n = (size_t)r.nrows;
+    lres_free(&r);
+    return METER_OK;
+}
+
+void ledger_audit_free(ledger_audit_row *rows, size_t n)
+{
+    for (size_t i = 0; rows && i < n; i++)
+        free(rows[i].body);
+    free(rows);
+}

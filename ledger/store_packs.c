@@ -1,0 +1,364 @@
+/*
+ * store_packs.c — packs at the ledger: bought here, assigned to one node,
+ * frozen, unfrozen and refunded here; the node pulls them.
+ *
+ * A pack's used amount is the sum of the deductions its node reported
+ * (kept in packs.used_us by ledger_ingest, in the transaction that stores
+ * each deduction record), so remaining = total − used.  Rules, as on the
+ * node (billing-rules.md §2):
+ *   - refund only while now ≤ start + 5 days (the whole 5th day included)
+ *     and only if unused (no deduction reported);
+ *   - assign (or reassign) only while unused and not refunded;
+ *   - freeze / unfreeze refused for a refunded pack.
+ * Each check reads the pack under a row lock (PostgreSQL: FOR UPDATE;
+ * SQLite: BEGIN IMMEDIATE already serialises writers), so a deduction
+ * arriving at the same time cannot slip between the check and the change.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "store_impl.h"
+
+#define PACK_COLS "id, type, total_us, used_us, deductions, start_ms, end_ms, frozen," \
+                  " refunded_ms, node, created_ms"
+
+static void pack_status(ledger_pack *p, meter_time now)
+{
+    const char *s;
+    if (p->refunded_at)
+        s = "refunded";
+    else if (p->frozen)
+        s = "frozen";
+    else if (now >= p->end)
+        s = "expired";
+    else if (p->remaining_us <= 0)
+        s = "exhausted";
+    else if (now < p->start)
+        s = "pending";
+    else
+        s = "valid";
+    strcpy(p->status, s);
+}
+
+static void read_pack(const lres *r, int i, meter_time now, ledger_pack *p)
+{
+    memset(p, 0, sizeof *p);
+    lres_text(r, i, 0, p->id, sizeof p->id);
+    const char *t = lres_get(r, i, 1);
+    p->type = t && !strcmp(t, "tsc") ? METER_CLASS_TSC : METER_CLASS_GENERAL;
+    p->total_us = lres_int(r, i, 2);
+    p->used_us = lres_int(r, i, 3);
+    p->remaining_us = p->total_us - p->used_us;
+    p->deductions = lres_int(r, i, 4);
+    p->start = lres_int(r, i, 5);
+    p->end = lres_int(r, i, 6);
+    p->frozen = lres_int(r, i, 7) != 0;
+    p->refunded_at = lres_int(r, i, 8);
+    lres_text(r, i, 9, p->node, sizeof p->node);
+    p->created_at = lres_int(r, i, 10);
+    pack_status(p, now);
+}
+
+/* Reads one pack; lock: take its row lock for the rest of the transaction. */
+static int get_pack(ledger_store *st, const char *id, int lock, meter_time now, ledger_pack *out)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT " PACK_COLS " FROM packs WHERE id = $1%s",
+             lock && st->drv->for_update ? " FOR UPDATE" : "");
+    lparam p[] = { P_TEXT(id) };
+    lres r;
+    int rc = store_exec(st, sql, p, 1, &r);
+    if (rc != METER_OK)
+        return rc;
+    if (r.nrows == 0)
+        rc = store_fail(st, METER_ENOTFOUND, "no pack '%s'", id);
+    else
+        read_pack(&r, 0, now, out);
+    lres_free(&r);
+    return rc;
+}
+
+static int node_exists(ledger_store *st, const char *node)
+{
+    lparam p[] = { P_TEXT(node) };
+    lres r;
+    int rc = store_exec(st, "SELECT 1 FROM nodes WHERE name = $1", p, 1, &r);
+    if (rc == METER_OK && r.nrows == 0)
+        rc = store_fail(st, METER_ENOTFOUND, "no node '%s' (create it first: POST /v1/nodes)",
+                        node);
+    lres_free(&r);
+    return rc;
+}
+
+static int check_id(ledger_store *st, const char *id)
+{
+    if (!id || !*id || strlen(id) >= METER_NAME_MAX)
+        return store_fail(st, METER_EINVAL, "a pack id must be 1 to %d bytes", METER_NAME_MAX - 1);
+    return METER_OK;
+}
+
+/* ----------------------------------------------------------- purchase -- */
+
+struct add_ctx {
+    const char *id, *node;
+    meter_class type;
+    int64_t minutes;
+    meter_time start, now;
+    const ledger_actor *who;
+    ledger_pack *out;
+};
+
+static int add_tx(ledger_store *st, void *vctx)
+{
+    struct add_ctx *c = vctx;
+    char gen[METER_NAME_MAX];
+    const char *id = c->id;
+    int rc;
+    if (!id) {
+        /* pk-YYYYMMDD-xxxxxxxx: sortable by purchase day, random tail */
+        char when[40], tail[9];
+        meter_format_time(c->now, 0, when);
+        if ((rc = store_random_hex(st, tail, 4)) != METER_OK)
+            return rc;
+        snprintf(gen, sizeof gen, "pk-%.4s%.2s%.2s-%s", when, when + 5, when + 8, tail);
+        id = gen;
+    }
+    if (c->node && (rc = node_exists(st, c->node)) != METER_OK)
+        return rc;
+    meter_time start = c->start ? c->start : c->now;
+    lparam p[] = { P_TEXT(id), P_TEXT(meter_class_name(c->type)),
+                   P_INT(c->minutes * METER_US_PER_MIN), P_INT(start),
+                   P_INT(store_add_years(start, 1)), c->node ? P_TEXT(c->node) : P_NULL,
+                   P_INT(c->now) };
+    rc = store_exec(st, "INSERT INTO packs (id, type, total_us, start_ms, end_ms, node, created_ms)"
+                        " VALUES ($1, $2, $3, $4, $5, $6, $7)", p, 7, NULL);
+    if (rc == METER_EEXIST)
+        return store_fail(st, rc, "pack '%s' already exists", id);
+    if (rc == METER_OK)
+        rc = store_audit(st, c->who, c->now, "pack.purchase", id);
+    if (rc == METER_OK && c->node)
+        rc = store_audit(st, c->who, c->now, "pack.assign", id);
+    if (rc == METER_OK && c->out)
+        rc = get_pack(st, id, 0, c->now, c->out);
+    return rc;
+}
+
+int ledger_pack_add(ledger_store *st, const char *id, meter_class type, int64_t minutes,
+                    meter_time start, const char *node, meter_time now,
+                    const ledger_actor *who, ledger_pack *out)
+{
+    int rc;
+    if (id && (rc = check_id(st, id)) != METER_OK)
+        return rc;
+    if (type != METER_CLASS_GENERAL && type != METER_CLASS_TSC)
+        return store_fail(st, METER_EINVAL, "a pack type is general or tsc");
+    if (minutes < 1 || minutes > LEDGER_PACK_MINUTES_MAX)
+        return store_fail(st, METER_EINVAL, "minutes must be 1 to %lld, not %lld",
+                          (long long)LEDGER_PACK_MINUTES_MAX, (long long)minutes);
+    if (start < 0)
+        return store_fail(st, METER_EINVAL, "a start time cannot be before 1970");
+    struct add_ctx c = { id, node && *node ? node : NULL, type, minutes, start, now, who, out };
+    return store_tx(st, add_tx, &c);
+}
+
+int ledger_pack_get(ledger_store *st, const char *id, meter_time now, ledger_pack *out)
+{
+    int rc = check_id(st, id);
+    return rc == METER_OK ? get_pack(st, id, 0, now, out) : rc;
+}
+
+/* --------------------------------------------------------------- list -- */
+
+/* Deduction order: end, start, id (byte order on both backends). */
+static int cmp_pack(const void *a, const void *b)
+{
+    const ledger_pack *x = a, *y = b;
+    if (x->end != y->end)
+        return x->end < y->end ? -1 : 1;
+    if (x->start != y->start)
+        return x->start < y->start ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+static const char *const statuses[] = {
+    "valid", "frozen", "expired", "exhausted", "pending", "refunded",
+};
+
+int ledger_pack_list(ledger_store *st, const ledger_pack_filter *f, meter_time now,
+                     ledger_pack **rows, size_t *n)
+{
+    *rows = NULL;
+    *n = 0;
+    if (f && f->status) {
+        int known = 0;
+        for (size_t i = 0; i < sizeof statuses / sizeof *statuses; i++)
+            known |= !strcmp(f->status, statuses[i]);
+        if (!known)
+            return store_fail(st, METER_EINVAL, "unknown status '%s' (valid, frozen, expired, "
+                              "exhausted, pending, refunded)", f->status);
+    }
+    /* Type and node narrow the query; id substring and status (computed
+     * from now) are applied here, the same way on both backends. */
+    char sql[512];
+    lparam p[2];
+    int np = 0;
+    int len = snprintf(sql, sizeof sql, "SELECT " PACK_COLS " FROM packs WHERE 1 = 1");
+    if (f && f->type >= 0) {
+        p[np++] = P_TEXT(meter_class_name((meter_class)f->type));
+        len += snprintf(sql + len, sizeof sql - (size_t)len, " AND type = $%d", np);
+    }
+    if (f && f->node) {
+        p[np++] = P_TEXT(f->node);
+        snprintf(sql + len, sizeof sql - (size_t)len, " AND node = $%d", np);
+    }
+    lres r;
+    int rc = store_exec(st, sql, p, np, &r);
+    if (rc != METER_OK)
+        return rc;
+    ledger_pack *out = r.nrows ? calloc((size_t)r.nrows, sizeof *out) : NULL;
+    if (r.nrows && !out) {
+        lres_free(&r);
+        return store_fail(st, METER_ENOMEM, "out of memory");
+    }
+    size_t k = 0;
+    for (int i = 0; i < r.nrows; i++) {
+        read_pack(&r, i, now, &out[k]);
+        if (f && f->id_like && *f->id_like && !strcasestr(out[k].id, f->id_like))
+            continue;
+        if (f && f->status && strcmp(out[k].status, f->status))
+            continue;
+        k++;
+    }
+    lres_free(&r);
+    if (k > 1)
+        qsort(out, k, sizeof *out, cmp_pack);
+    if (k == 0) {
+        free(out);
+        out = NULL;
+    }
+    *rows = out;
+    *n = k;
+    return METER_OK;
+}
+
+/* ------------------------------------------------------------- assign -- */
+
+struct change_ctx {
+    const char *id, *node;
+    int frozen;
+    meter_time now;
+    const ledger_actor *who;
+    ledger_pack *out;
+};
+
+static int assign_tx(ledger_store *st, void *vctx)
+{
+    struct change_ctx *c = vctx;
+    ledger_pack p;
+    int rc = get_pack(st, c->id, 1, c->now, &p);
+    if (rc == METER_OK)
+        rc = node_exists(st, c->node);
+    if (rc != METER_OK)
+        return rc;
+    if (p.refunded_at)
+        return store_fail(st, METER_EREFUSED, "pack '%s' is refunded", c->id);
+    if (strcmp(p.node, c->node) != 0) {
+        if (p.deductions > 0 || p.used_us != 0)
+            return store_fail(st, METER_EREFUSED, "pack '%s' cannot be reassigned: node '%s' "
+                              "has used it", c->id, p.node);
+        lparam q[] = { P_TEXT(c->id), P_TEXT(c->node) };
+        rc = store_exec(st, "UPDATE packs SET node = $2 WHERE id = $1", q, 2, NULL);
+        if (rc == METER_OK)
+            rc = store_audit(st, c->who, c->now, "pack.assign", c->id);
+    }
+    /* assigning to the node it already has changes nothing */
+    if (rc == METER_OK && c->out)
+        rc = get_pack(st, c->id, 0, c->now, c->out);
+    return rc;
+}
+
+int ledger_pack_assign(ledger_store *st, const char *id, const char *node, meter_time now,
+                       const ledger_actor *who, ledger_pack *out)
+{
+    int rc = check_id(st, id);
+    if (rc != METER_OK)
+        return rc;
+    if (!node || !*node)
+        return store_fail(st, METER_EINVAL, "assign needs a node");
+    struct change_ctx c = { id, node, 0, now, who, out };
+    return store_tx(st, assign_tx, &c);
+}
+
+/* ------------------------------------------------------------- freeze -- */
+
+static int freeze_tx(ledger_store *st, void *vctx)
+{
+    struct change_ctx *c = vctx;
+    ledger_pack p;
+    int rc = get_pack(st, c->id, 1, c->now, &p);
+    if (rc != METER_OK)
+        return rc;
+    if (p.refunded_at)
+        return store_fail(st, METER_EREFUSED, "pack '%s' is refunded", c->id);
+    if (p.frozen == c->frozen)
+        return store_fail(st, METER_EEXIST, "pack '%s' is %s", c->id,
+                          p.frozen ? "already frozen" : "not frozen");
+    lparam q[] = { P_TEXT(c->id), P_INT(c->frozen) };
+    rc = store_exec(st, "UPDATE packs SET frozen = $2 WHERE id = $1", q, 2, NULL);
+    if (rc == METER_OK)
+        rc = store_audit(st, c->who, c->now, c->frozen ? "pack.freeze" : "pack.unfreeze", c->id);
+    if (rc == METER_OK && c->out)
+        rc = get_pack(st, c->id, 0, c->now, c->out);
+    return rc;
+}
+
+int ledger_pack_freeze(ledger_store *st, const char *id, int frozen, meter_time now,
+                       const ledger_actor *who, ledger_pack *out)
+{
+    int rc = check_id(st, id);
+    if (rc != METER_OK)
+        return rc;
+    struct change_ctx c = { id, NULL, frozen != 0, now, who, out };
+    return store_tx(st, freeze_tx, &c);
+}
+
+/* ------------------------------------------------------------- refund -- */
+
+static int refund_tx(ledger_store *st, void *vctx)
+{
+    struct change_ctx *c = vctx;
+    ledger_pack p;
+    int rc = get_pack(st, c->id, 1, c->now, &p);
+    if (rc != METER_OK)
+        return rc;
+    if (p.refunded_at)
+        return store_fail(st, METER_EEXIST, "pack '%s' is already refunded", c->id);
+    if (p.deductions > 0 || p.used_us != 0)
+        return store_fail(st, METER_EREFUSED, "pack '%s' cannot be refunded: it has been used "
+                          "(no refund once used)", c->id);
+    if (c->now - p.start > LEDGER_REFUND_WINDOW_MS) {
+        char when[40];
+        meter_format_time(p.start + LEDGER_REFUND_WINDOW_MS, 0, when);
+        return store_fail(st, METER_EREFUSED, "pack '%s' cannot be refunded: the 5-day refund "
+                          "window ended at %s", c->id, when);
+    }
+    lparam q[] = { P_TEXT(c->id), P_INT(c->now) };
+    rc = store_exec(st, "UPDATE packs SET refunded_ms = $2 WHERE id = $1", q, 2, NULL);
+    if (rc == METER_OK)
+        rc = store_audit(st, c->who, c->now, "pack.refund", c->id);
+    if (rc == METER_OK && c->out)
+        rc = get_pack(st, c->id, 0, c->now, c->out);
+    return rc;
+}
+
+int ledger_pack_refund(ledger_store *st, const char *id, meter_time now,
+                       const ledger_actor *who, ledger_pack *out)
+{
+    int rc = check_id(st, id);
+    if (rc != METER_OK)
+        return rc;
+    struct change_ctx c = { id, NULL, 0, now, who, out };
+    return store_tx(st, refund_tx, &c);
+}
