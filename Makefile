@@ -271,7 +271,7 @@ check-ffmpeg-src: $(METERCTL) $(LIBMETER_A) $(LIBMETER_PC)
 # RUN_TESTS, TEST_ENV, CHECK_TESTS (`check` expands it when it runs) and the
 # `tests` and `check` targets (as extra prerequisites), plus config.mk's
 # *_CFLAGS/*_LIBS/HAVE_*.
--include sync/sync.mk ledger/ledger.mk
+-include sync/sync.mk ledger/ledger.mk bench/bench.mk
 
 # ----------------------------------------------------------------------- demo --
 .PHONY: demo

@@ -125,8 +125,11 @@ static meter_session *registry_find(const char *db, const char *job, const char 
             continue;
         if (s->finalized)
             continue;
-        if (s->detached && !strcmp(s->state.output, output) && s->state.cls == o->cls &&
-            !strcmp(s->state.codec, o->codec) && s->state.flags == o->flags)
+        /* The label may carry a "#N" it was given when opened beside a
+         * namesake: still the same output, when class, codec and flags
+         * agree. */
+        if (s->detached && s->state.cls == o->cls && !strcmp(s->state.codec, o->codec) &&
+            s->state.flags == o->flags)
             return s;
         (*in_use)++;
     }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -123,6 +124,7 @@ static int initialise(meter_store *st)
 static int check_identity(meter_store *st, int *version)
 {
     int app = 0, rc;
+    *version = 0;
     if ((rc = read_int_pragma(st, "PRAGMA application_id", &app)) != METER_OK ||
         (rc = read_int_pragma(st, "PRAGMA user_version", version)) != METER_OK)
         return rc;
@@ -155,6 +157,30 @@ static int migrate(meter_store *st)
     return meter_tx_end(st, rc);
 }
 
+/* Waiting for the write lock: short sleeps with jitter, up to the busy
+ * timeout.  SQLite's default handler backs off to 100 ms sleeps, so under
+ * many writers one waiter can lose the race for seconds; retrying every
+ * 1–4 ms keeps the tail short and fair enough. */
+static int busy_wait(void *unused, int count)
+{
+    (void)unused;
+    static _Thread_local struct timespec started;
+    static _Thread_local unsigned seed;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (count == 0) {
+        started = now;
+        seed ^= (unsigned)now.tv_nsec ^ (unsigned)getpid();
+    }
+    int64_t waited_ms = (int64_t)(now.tv_sec - started.tv_sec) * 1000 +
+                        (now.tv_nsec - started.tv_nsec) / 1000000;
+    if (waited_ms >= METER_BUSY_TIMEOUT_MS)
+        return 0;
+    struct timespec nap = {0, (long)(1 + rand_r(&seed) % 4) * 1000000L};
+    nanosleep(&nap, NULL);
+    return 1;
+}
+
 static int open_checked(meter_store *st, unsigned flags, int existed)
 {
     int want_ro = (flags & METER_OPEN_READONLY) != 0;
@@ -173,7 +199,7 @@ static int open_checked(meter_store *st, unsigned flags, int existed)
     if (access(wal, F_OK) == 0)
         sqlite3_db_config(st->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
     sqlite3_extended_result_codes(st->db, 1);
-    sqlite3_busy_timeout(st->db, METER_BUSY_TIMEOUT_MS);
+    sqlite3_busy_handler(st->db, busy_wait, NULL);
     /* READWRITE silently falls back to read-only for a write-protected file. */
     st->readonly = want_ro || sqlite3_db_readonly(st->db, "main") == 1;
 
