@@ -76,6 +76,21 @@ check: $(LEDGERD) $(LEDGER_TEST_BINS)
 CHECK_TESTS += $(LEDGER_TESTS)
 TEST_ENV += LEDGERD=$(ABS_BUILD)/bin/meter-ledgerd
 
+# make install / uninstall also carry the daemon, its man page and examples.
+.PHONY: install-ledger uninstall-ledger
+install: install-ledger
+install-ledger: $(LEDGERD)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(PREFIX)/share/ffmeter
+	install -m 755 $(LEDGERD) $(DESTDIR)$(BINDIR)/
+	install -m 644 doc/meter-ledgerd.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 644 ledger/meter-ledgerd.service ledger/meter-ledgerd.conf.example \
+	    $(DESTDIR)$(PREFIX)/share/ffmeter/
+uninstall: uninstall-ledger
+uninstall-ledger:
+	rm -f $(DESTDIR)$(BINDIR)/meter-ledgerd $(DESTDIR)$(MANDIR)/man8/meter-ledgerd.8 \
+	      $(DESTDIR)$(PREFIX)/share/ffmeter/meter-ledgerd.service \
+	      $(DESTDIR)$(PREFIX)/share/ffmeter/meter-ledgerd.conf.example
+
 -include $(LEDGER_OBJS:.o=.d) $(LEDGER_MAIN_OBJ:.o=.d) $(LEDGER_TEST_BINS:=.d)
 
 else
