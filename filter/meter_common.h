@@ -14,8 +14,11 @@
  *   - frames of one width x height in a row form a segment; its length in
  *     ticks is converted to microseconds (rounded to nearest) each time it is
  *     reported, and reported cumulatively (meter_session_segment());
- *   - a frame the filter did not forward, or that downstream discarded
- *     unread when it closed, is not billed (see ff_meter_close_downstream()).
+ *   - the size is the one the output gets (ff_meter_output_size());
+ *   - a frame the filter did not forward, that downstream discarded unread
+ *     when it closed (ff_meter_close_downstream()), or that a trim right
+ *     behind the filter drops before its start (ff_meter_kept()), is not
+ *     billed.
  */
 #ifndef AVFILTER_METER_COMMON_H
 #define AVFILTER_METER_COMMON_H

@@ -445,8 +445,10 @@ int meter_session_open(const meter_session_opts *o, meter_session **out,
 
 /* Reports progress: the output's current segment has this size and has
  * lasted duration_us so far (cumulative, not a delta — the caller keeps
- * exact time and converts once).  A different width×height starts a new
- * segment; audio passes 0×0.  No I/O.  Returns METER_ENOMINUTES (progress
+ * exact time and converts once).  A smaller duration than before replaces
+ * it (a frame dropped downstream is un-billed).  A different width×height
+ * starts a new segment, and so does the first report after a resume;
+ * audio passes 0×0.  No I/O.  Returns METER_ENOMINUTES (progress
  * still recorded) when, with ENFORCE, the minutes billed so far exceed what
  * the packs held at the last checkpoint. */
 int meter_session_segment(meter_session *s, int width, int height,
