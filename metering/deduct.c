@@ -93,16 +93,11 @@ static int eligible_packs(meter_store *st, meter_class cls, meter_time at,
     size_t cap = 0;
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 8;
-            struct pack_take *p = realloc(*out, cap * sizeof *p);
-            if (!p) {
-                sqlite3_finalize(s);
-                free(*out);
-                *out = NULL;
-                return meter_fail(st, METER_ENOMEM, "out of memory");
-            }
-            *out = p;
+        if (meter_grow(out, &cap, *n, sizeof **out) != METER_OK) {
+            sqlite3_finalize(s);
+            free(*out);
+            *out = NULL;
+            return meter_fail(st, METER_ENOMEM, "out of memory");
         }
         meter_col_text(s, 0, (*out)[*n].id, METER_NAME_MAX);
         (*out)[*n].remaining = sqlite3_column_int64(s, 1);
@@ -311,16 +306,11 @@ static int unsettled_groups(meter_store *st, const char *today, struct settle_gr
     size_t cap = 0;
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 8;
-            struct settle_group *g = realloc(*out, cap * sizeof *g);
-            if (!g) {
-                sqlite3_finalize(s);
-                free(*out);
-                *out = NULL;
-                return meter_fail(st, METER_ENOMEM, "out of memory");
-            }
-            *out = g;
+        if (meter_grow(out, &cap, *n, sizeof **out) != METER_OK) {
+            sqlite3_finalize(s);
+            free(*out);
+            *out = NULL;
+            return meter_fail(st, METER_ENOMEM, "out of memory");
         }
         struct settle_group *g = &(*out)[(*n)++];
         meter_col_text(s, 0, g->day, sizeof g->day);

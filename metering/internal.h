@@ -63,6 +63,12 @@ void meter_col_text(sqlite3_stmt *s, int col, char *dst, size_t cap);
 /* Makes room for element n of a malloc'd array (*arrp, capacity *cap,
  * elements of `elem` bytes), doubling; METER_ENOMEM leaves it as it was. */
 int meter_grow(void *arrp, size_t *cap, size_t n, size_t elem);
+/* Steps s (and finalizes it), calling read(s, row, ctx) for each result
+ * row into a growing malloc'd array of elem-byte rows (zeroed first).  On
+ * failure the array is freed and the error set. */
+int meter_collect(meter_store *st, sqlite3_stmt *s, size_t elem,
+                  void (*read)(sqlite3_stmt *, void *row, void *ctx), void *ctx,
+                  void **rows, size_t *n);
 /* Bounded copy; returns -1 when src does not fit. */
 int meter_copy(char *dst, size_t cap, const char *src);
 

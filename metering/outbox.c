@@ -7,9 +7,10 @@
 
 #include "internal.h"
 
-static void read_record(sqlite3_stmt *q, meter_sync_record *r, const char *node)
+static void read_record(sqlite3_stmt *q, void *row, void *node_name)
 {
-    memset(r, 0, sizeof *r);
+    meter_sync_record *r = row;
+    const char *node = node_name;
     r->outbox_seq = sqlite3_column_int64(q, 0);
     meter_col_text(q, 1, r->kind, sizeof r->kind);
     meter_col_text(q, 2, r->id, sizeof r->id);
@@ -82,24 +83,7 @@ int meter_outbox_fetch(meter_store *st, size_t max, meter_sync_record **rows, si
     if (!q)
         return METER_EDB;
     sqlite3_bind_int64(q, 1, (sqlite3_int64)max);
-    size_t cap = 0;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        if (meter_grow(rows, &cap, *n, sizeof **rows) != METER_OK) {
-            rc = SQLITE_NOMEM;
-            break;
-        }
-        read_record(q, &(*rows)[(*n)++], node);
-    }
-    int code = rc == SQLITE_DONE ? METER_OK
-             : rc == SQLITE_NOMEM ? meter_fail(st, METER_ENOMEM, "out of memory")
-             : meter_fail_db(st, "read outbox");
-    sqlite3_finalize(q);
-    if (code != METER_OK) {
-        free(*rows);
-        *rows = NULL;
-        *n = 0;
-    }
-    return code;
+    return meter_collect(st, q, sizeof **rows, read_record, node, (void **)rows, n);
 }
 
 int meter_outbox_ack(meter_store *st, const char *const *ids, size_t n)
@@ -156,6 +140,16 @@ int meter_outbox_release(meter_store *st, const char *id, int *released)
     return meter_tx_end(st, rc);
 }
 
+static void read_quarantined(sqlite3_stmt *q, void *row, void *ctx)
+{
+    (void)ctx;
+    meter_quarantined *r = row;
+    meter_col_text(q, 0, r->id, sizeof r->id);
+    meter_col_text(q, 1, r->kind, sizeof r->kind);
+    meter_col_text(q, 2, r->reason, sizeof r->reason);
+    r->at = sqlite3_column_int64(q, 3);
+}
+
 int meter_outbox_quarantined(meter_store *st, meter_quarantined **rows, size_t *n)
 {
     *rows = NULL;
@@ -165,29 +159,7 @@ int meter_outbox_quarantined(meter_store *st, meter_quarantined **rows, size_t *
                                         " ORDER BY seq");
     if (!q)
         return METER_EDB;
-    size_t cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        if (meter_grow(rows, &cap, *n, sizeof **rows) != METER_OK) {
-            rc = SQLITE_NOMEM;
-            break;
-        }
-        meter_quarantined *r = &(*rows)[(*n)++];
-        meter_col_text(q, 0, r->id, sizeof r->id);
-        meter_col_text(q, 1, r->kind, sizeof r->kind);
-        meter_col_text(q, 2, r->reason, sizeof r->reason);
-        r->at = sqlite3_column_int64(q, 3);
-    }
-    int code = rc == SQLITE_DONE ? METER_OK
-             : rc == SQLITE_NOMEM ? meter_fail(st, METER_ENOMEM, "out of memory")
-             : meter_fail_db(st, "read quarantine");
-    sqlite3_finalize(q);
-    if (code != METER_OK) {
-        free(*rows);
-        *rows = NULL;
-        *n = 0;
-    }
-    return code;
+    return meter_collect(st, q, sizeof **rows, read_quarantined, NULL, (void **)rows, n);
 }
 
 /* Sync bookkeeping lives in meta under sync_* keys (absent until used). */

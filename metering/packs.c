@@ -196,17 +196,12 @@ int meter_pack_list(meter_store *st, const meter_pack_filter *f, meter_pack **ro
         read_pack(s, &p, now);
         if (f && f->status && strcmp(f->status, p.status) != 0)
             continue;
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 16;
-            meter_pack *np = realloc(*rows, cap * sizeof *np);
-            if (!np) {
-                sqlite3_finalize(s);
-                free(*rows);
-                *rows = NULL;
-                *n = 0;
-                return meter_fail(st, METER_ENOMEM, "out of memory");
-            }
-            *rows = np;
+        if (meter_grow(rows, &cap, *n, sizeof **rows) != METER_OK) {
+            sqlite3_finalize(s);
+            free(*rows);
+            *rows = NULL;
+            *n = 0;
+            return meter_fail(st, METER_ENOMEM, "out of memory");
         }
         (*rows)[(*n)++] = p;
     }

@@ -23,36 +23,6 @@ static void bind_query(sqlite3_stmt *s, const meter_query *q)
     sqlite3_bind_int64(s, 6, q ? q->to : 0);
 }
 
-/* Steps s, calling read(row) into a growing array of elem-sized rows. */
-static int collect(meter_store *st, sqlite3_stmt *s, size_t elem,
-                   void (*read)(sqlite3_stmt *, void *), void **rows, size_t *n)
-{
-    *rows = NULL;
-    *n = 0;
-    size_t cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (meter_grow(rows, &cap, *n, elem) != METER_OK) {
-            rc = SQLITE_NOMEM;
-            break;
-        }
-        void *row = (char *)*rows + *n * elem;
-        memset(row, 0, elem);
-        read(s, row);
-        (*n)++;
-    }
-    int code = rc == SQLITE_DONE ? METER_OK
-             : rc == SQLITE_NOMEM ? meter_fail(st, METER_ENOMEM, "out of memory")
-             : meter_fail_db(st, "query");
-    sqlite3_finalize(s);
-    if (code != METER_OK) {
-        free(*rows);
-        *rows = NULL;
-        *n = 0;
-    }
-    return code;
-}
-
 static int check_query(meter_store *st, const meter_query *q)
 {
     if (q && q->from && q->to && q->to <= q->from)
@@ -62,8 +32,9 @@ static int check_query(meter_store *st, const meter_query *q)
     return METER_OK;
 }
 
-static void read_usage_row(sqlite3_stmt *s, void *p)
+static void read_usage_row(sqlite3_stmt *s, void *p, void *ctx)
 {
+    (void)ctx;
     meter_usage_row *r = p;
     meter_col_text(s, 0, r->day, sizeof r->day);
     meter_col_text(s, 1, r->pack_id, sizeof r->pack_id);
@@ -102,11 +73,12 @@ int meter_usage_details(meter_store *st, const meter_query *q, meter_usage_row *
     if (!s)
         return METER_EDB;
     bind_query(s, q);
-    return collect(st, s, sizeof **rows, read_usage_row, (void **)rows, n);
+    return meter_collect(st, s, sizeof **rows, read_usage_row, NULL, (void **)rows, n);
 }
 
-static void read_job_row(sqlite3_stmt *s, void *p)
+static void read_job_row(sqlite3_stmt *s, void *p, void *ctx)
 {
+    (void)ctx;
     meter_job_row *r = p;
     meter_col_text(s, 0, r->id, sizeof r->id);
     meter_col_text(s, 1, r->job, sizeof r->job);
@@ -156,11 +128,12 @@ int meter_jobs(meter_store *st, const meter_query *q, meter_job_row **rows, size
     if (!s)
         return METER_EDB;
     bind_query(s, q);
-    return collect(st, s, sizeof **rows, read_job_row, (void **)rows, n);
+    return meter_collect(st, s, sizeof **rows, read_job_row, NULL, (void **)rows, n);
 }
 
-static void read_session_row(sqlite3_stmt *s, void *p)
+static void read_session_row(sqlite3_stmt *s, void *p, void *ctx)
 {
+    (void)ctx;
     meter_session_row *r = p;
     meter_col_text(s, 0, r->id, sizeof r->id);
     meter_col_text(s, 1, r->job, sizeof r->job);
@@ -193,5 +166,5 @@ int meter_sessions(meter_store *st, const meter_query *q, meter_session_row **ro
     if (!s)
         return METER_EDB;
     bind_query(s, q);
-    return collect(st, s, sizeof **rows, read_session_row, (void **)rows, n);
+    return meter_collect(st, s, sizeof **rows, read_session_row, NULL, (void **)rows, n);
 }

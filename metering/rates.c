@@ -237,14 +237,8 @@ int meter_rate_lookup(meter_store *st, meter_class cls, const char *ttype, meter
 
 static int push_rate(meter_rate **rows, size_t *n, size_t *cap, const meter_rate *r)
 {
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 64;
-        meter_rate *p = realloc(*rows, nc * sizeof *p);
-        if (!p)
-            return METER_ENOMEM;
-        *rows = p;
-        *cap = nc;
-    }
+    if (meter_grow(rows, cap, *n, sizeof **rows) != METER_OK)
+        return METER_ENOMEM;
     (*rows)[(*n)++] = *r;
     return METER_OK;
 }

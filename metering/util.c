@@ -281,3 +281,33 @@ int meter_error_transient(int code)
     return code == METER_EDB || code == METER_EBUSY || code == METER_EIO ||
            code == METER_ENOMEM;
 }
+
+int meter_collect(meter_store *st, sqlite3_stmt *s, size_t elem,
+                  void (*read)(sqlite3_stmt *, void *row, void *ctx), void *ctx,
+                  void **rows, size_t *n)
+{
+    *rows = NULL;
+    *n = 0;
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (meter_grow(rows, &cap, *n, elem) != METER_OK) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
+        void *row = (char *)*rows + *n * elem;
+        memset(row, 0, elem);
+        read(s, row, ctx);
+        (*n)++;
+    }
+    int code = rc == SQLITE_DONE ? METER_OK
+             : rc == SQLITE_NOMEM ? meter_fail(st, METER_ENOMEM, "out of memory")
+             : meter_fail_db(st, "query");
+    sqlite3_finalize(s);
+    if (code != METER_OK) {
+        free(*rows);
+        *rows = NULL;
+        *n = 0;
+    }
+    return code;
+}
