@@ -201,9 +201,11 @@ static int report(AVFilterContext *ctx)
         return 0;
     }
     if (ret < 0) {
-        av_log(ctx, AV_LOG_ERROR, "metering failed: %s\n",
-               meter_session_errmsg(s->sess));
-        return averror_of(ret);
+        /* on_error=spool keeps transcoding whatever metering says (what was
+         * measured is already with libmeter, or in its spool file). */
+        av_log(ctx, s->on_error == METER_ONERROR_FAIL ? AV_LOG_ERROR : AV_LOG_WARNING,
+               "metering failed: %s\n", meter_session_errmsg(s->sess));
+        return s->on_error == METER_ONERROR_FAIL ? averror_of(ret) : 0;
     }
     return 0;
 }

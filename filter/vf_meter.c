@@ -76,10 +76,14 @@ static int filter_frame(AVFilterContext *ctx, AVFrame *frame)
     if (vs->have_last) {
         /* The previous frame lasted until this one starts. */
         int64_t span = vs->last_own;
-        if (frame->pts != AV_NOPTS_VALUE && vs->last_pts != AV_NOPTS_VALUE &&
-            frame->pts > vs->last_pts) {
-            span         = frame->pts - vs->last_pts;
-            vs->last_span = span;
+        if (frame->pts != AV_NOPTS_VALUE && vs->last_pts != AV_NOPTS_VALUE) {
+            /* Equal (or backward) timestamps add no output time: a timelapse
+             * in a coarse time base must not bill each such frame a whole
+             * frame duration.  Its own duration only stands in for a
+             * missing timestamp. */
+            span = frame->pts > vs->last_pts ? frame->pts - vs->last_pts : 0;
+            if (span > 0)
+                vs->last_span = span;
         }
         ff_meter_extend(s, ff_meter_kept(s, vs->last_pts, span));
     }
@@ -89,6 +93,9 @@ static int filter_frame(AVFilterContext *ctx, AVFrame *frame)
     if (ret) {
         int64_t pts = frame->pts;
         av_frame_free(&frame);
+        /* The previous frame's span is already counted: uninit must not
+         * add it again as pending. */
+        vs->have_last = 0;
         if (ret < 0)
             return ret;
         /* Minutes ran out (on_exhausted=stop): the output ends where this

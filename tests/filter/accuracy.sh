@@ -30,6 +30,20 @@ meter_vs_probe "VFR passthrough: billed = ffprobe" vfr o "$TMP/vfr.mp4"
 ff vfr-mkv -i "$TMP/vfr-src.mkv" -vf "meter=job=vfr-mkv:output=o:codec=h264" "${X264[@]}" "$TMP/vfr.mkv"
 meter_vs_probe "VFR into MKV: billed = ffprobe" vfr-mkv o "$TMP/vfr.mkv"
 
+# ---- equal timestamps: a 50x timelapse in a 1/1000 time base gives runs
+# of frames with the same pts; they add no output time (billing each a whole
+# frame once billed 4.4 s here).  The file is made 25 fps CFR after the
+# graph, so it may hold up to two frames more than the span the meter saw.
+ff tl-src -f lavfi -i "$src:rate=25:duration=20" "${X264[@]}" "$TMP/tl-src.mkv"
+ff tl -i "$TMP/tl-src.mkv" -vf "setpts=0.02*PTS,meter=job=tl:output=o:codec=h264" \
+    "${X264[@]}" "$TMP/tl.mp4"
+probe "$TMP/tl.mp4"
+billed tl o
+check "timelapse: billed ${BILLED_US:-?} µs covers the 0.4 s pts span, at most the file ${PROBE_US:-?} µs" \
+    between "${BILLED_US:-0}" 400000 "${PROBE_US:-0}"
+check "timelapse: the file is within three frames of what was billed (CFR after the graph)" \
+    between "$(( ${PROBE_US:-0} - ${BILLED_US:-0} ))" 0 $((3 * 40000))
+
 # ---- frame rate changes: fps= in the graph is exact; -r works after the
 # graph (documented: within two frames of the new rate)
 ff fps -f lavfi -i "$src:rate=25:duration=3" -vf "fps=10,meter=job=fps:output=o:codec=h264" \
