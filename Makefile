@@ -272,6 +272,8 @@ check-ffmpeg-src: $(METERCTL) $(LIBMETER_A) $(LIBMETER_PC)
 # `tests` and `check` targets (as extra prerequisites), plus config.mk's
 # *_CFLAGS/*_LIBS/HAVE_*.
 -include sync/sync.mk ledger/ledger.mk bench/bench.mk
+# after ledger.mk: the end-to-end tests use LEDGERD and its TEST_ENV entry
+-include tests/e2e/e2e.mk
 
 # ----------------------------------------------------------------------- demo --
 .PHONY: demo

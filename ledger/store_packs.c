@@ -268,6 +268,22 @@ static int assign_tx(ledger_store *st, void *vctx)
         if (p.deductions > 0 || p.used_us != 0)
             return store_fail(st, METER_EREFUSED, "pack '%s' cannot be reassigned: node '%s' "
                               "has used it", c->id, p.node);
+        /* Once its node has pulled the pack (it reports the pack's events
+         * right after pulling), the node may spend it offline: moving it
+         * would let two nodes spend the same minutes. */
+        if (p.node[0]) {
+            lparam e[] = { P_TEXT(c->id), P_TEXT(p.node) };
+            lres held;
+            rc = store_exec(st, "SELECT 1 FROM records WHERE kind = 'pack_event' AND"
+                                " pack_id = $1 AND node = $2 LIMIT 1", e, 2, &held);
+            if (rc != METER_OK)
+                return rc;
+            int pulled = held.nrows > 0;
+            lres_free(&held);
+            if (pulled)
+                return store_fail(st, METER_EREFUSED, "pack '%s' cannot be reassigned: node "
+                                  "'%s' has already pulled it", c->id, p.node);
+        }
         lparam q[] = { P_TEXT(c->id), P_TEXT(c->node) };
         rc = store_exec(st, "UPDATE packs SET node = $2 WHERE id = $1", q, 2, NULL);
         if (rc == METER_OK)
