@@ -90,7 +90,8 @@ meter_vs_probe "output -ss/-to: the skipped start is not billed" out-ss o "$TMP/
 # within one frame (what passed the filter), the record marked interrupted
 ff frames -i "$TMP/long.mp4" -vf "meter=job=frames:output=o:codec=h264" -frames:v 37 \
     "${X264[@]}" "$TMP/frames.mp4"
-meter_vs_probe "-frames:v 37: billed within one frame" frames o "$TMP/frames.mp4"
+probe "$TMP/frames.mp4"
+meter_vs_probe "-frames:v 37: billed within one frame" frames o "$TMP/frames.mp4" v:0 "$FRAME_US"
 probe "$TMP/frames.mp4"
 check "-frames:v 37: never billed less than the file" [ "${BILLED_US:-0}" -ge "${PROBE_US:-1}" ]
 
