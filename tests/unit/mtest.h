@@ -9,6 +9,9 @@
 #ifndef MTEST_H
 #define MTEST_H
 
+#include <dirent.h>
+#include <sqlite3.h>
+
 #include "meter.h"
 #include "tap.h"
 
@@ -243,6 +246,160 @@ static inline int mt_details_totals(meter_store *st, int64_t *packs,
     }
     meter_free(rows);
     return METER_OK;
+}
+
+/* ---------------------------------------------------------- sessions -- */
+
+/* meter_session_open with the options spelled out; *s and err are reset
+ * first, so a refused open leaves *s NULL and err holding its message. */
+static inline int mt_open_session(const char *db, const char *job,
+                                  const char *output, meter_class c,
+                                  const char *codec, unsigned flags,
+                                  const char *spool, meter_session **s,
+                                  char *err)
+{
+    meter_session_opts o;
+    memset(&o, 0, sizeof o);
+    o.db = db;
+    o.job = job;
+    o.output = output;
+    o.cls = c;
+    o.codec = codec;
+    o.flags = flags;
+    o.spool_dir = spool;
+    *s = NULL;
+    err[0] = '\0';
+    return meter_session_open(&o, s, err);
+}
+
+/* The usage records of one job, in a malloc'd array (meter_free); NULL
+ * and *n = 0 on error. */
+static inline meter_job_row *mt_job_rows(meter_store *st, const char *job,
+                                         size_t *n)
+{
+    meter_query q = mt_query_all();
+    meter_job_row *rows = NULL;
+    q.job = job;
+    *n = 0;
+    if (meter_jobs(st, &q, &rows, n) != METER_OK) {
+        tap_diag("meter_jobs: %s", meter_errmsg(st));
+        *n = 0;
+        return NULL;
+    }
+    return rows;
+}
+
+/* The session rows of one job, the same way. */
+static inline meter_session_row *mt_session_rows(meter_store *st,
+                                                 const char *job, size_t *n)
+{
+    meter_query q = mt_query_all();
+    meter_session_row *rows = NULL;
+    q.job = job;
+    *n = 0;
+    if (meter_sessions(st, &q, &rows, n) != METER_OK) {
+        tap_diag("meter_sessions: %s", meter_errmsg(st));
+        *n = 0;
+        return NULL;
+    }
+    return rows;
+}
+
+/* How many *.spool files dir holds; 0 when it cannot be read. */
+static inline int mt_count_spool_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    if (!d)
+        return 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t l = strlen(e->d_name);
+        n += l > 6 && !strcmp(e->d_name + l - 6, ".spool");
+    }
+    closedir(d);
+    return n;
+}
+
+/* ------------------------------------------------- files and SQLite -- */
+
+/* Reads a whole file into a malloc'd buffer; *len gets its size (0 when
+ * the file cannot be read, and NULL is returned). */
+static inline unsigned char *mt_slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    *len = 0;
+    if (!f)
+        return NULL;
+    unsigned char *buf = NULL;
+    size_t cap = 0, n = 0;
+    for (;;) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 65536;
+            unsigned char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+static inline int mt_exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+/* Runs SQL on a file with SQLite directly (no libmeter), or bails. */
+static inline void mt_sql(const char *path, const char *stmt)
+{
+    sqlite3 *db = NULL;
+    if (sqlite3_open(path, &db) != SQLITE_OK ||
+        sqlite3_exec(db, stmt, NULL, NULL, NULL) != SQLITE_OK)
+        BAIL("sqlite %s: %s", path, db ? sqlite3_errmsg(db) : "open");
+    sqlite3_close(db);
+}
+
+/* Runs SQL on an existing file with SQLite directly; returns the SQLite
+ * code, and the message (or "") in err when err is not NULL. */
+static inline int mt_sql_err(const char *path, const char *stmt, char *err,
+                             size_t errlen)
+{
+    sqlite3 *db = NULL;
+    char *msg = NULL;
+    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, stmt, NULL, NULL, &msg);
+    if (err)
+        snprintf(err, errlen, "%s", msg ? msg : db ? sqlite3_errmsg(db) : "");
+    sqlite3_free(msg);
+    sqlite3_close(db);
+    return rc;
+}
+
+/* The first column of the first row of a query, read-only; INT64_MIN when
+ * there is none or it failed. */
+static inline int64_t mt_sql_int(const char *path, const char *query)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    int64_t v = INT64_MIN;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, query, -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return v;
 }
 
 /* ------------------------------------------------- the spec, by hand -- */

@@ -43,60 +43,13 @@ static const char *DIR_;
 
 /* ------------------------------------------------------------ helpers -- */
 
-static int open_s(const char *db, const char *job, const char *output,
-                  meter_class c, const char *codec, unsigned flags,
-                  const char *spool, meter_session **s, char *err)
-{
-    meter_session_opts o;
-    memset(&o, 0, sizeof o);
-    o.db = db;
-    o.job = job;
-    o.output = output;
-    o.cls = c;
-    o.codec = codec;
-    o.flags = flags;
-    o.spool_dir = spool;
-    *s = NULL;
-    err[0] = '\0';
-    return meter_session_open(&o, s, err);
-}
-
-static meter_job_row *job_rows(meter_store *st, const char *job, size_t *n)
-{
-    meter_query q = mt_query_all();
-    meter_job_row *rows = NULL;
-    q.job = job;
-    *n = 0;
-    if (meter_jobs(st, &q, &rows, n) != METER_OK) {
-        tap_diag("meter_jobs: %s", meter_errmsg(st));
-        *n = 0;
-        return NULL;
-    }
-    return rows;
-}
-
-static meter_session_row *session_rows(meter_store *st, const char *job,
-                                       size_t *n)
-{
-    meter_query q = mt_query_all();
-    meter_session_row *rows = NULL;
-    q.job = job;
-    *n = 0;
-    if (meter_sessions(st, &q, &rows, n) != METER_OK) {
-        tap_diag("meter_sessions: %s", meter_errmsg(st));
-        *n = 0;
-        return NULL;
-    }
-    return rows;
-}
-
 /* The session row of job/output, copied into *out; 0 when there is not
  * exactly one. */
 static int session_of(meter_store *st, const char *job, const char *output,
                       meter_session_row *out)
 {
     size_t n = 0, hits = 0;
-    meter_session_row *r = session_rows(st, job, &n);
+    meter_session_row *r = mt_session_rows(st, job, &n);
     for (size_t i = 0; i < n; ++i)
         if (!strcmp(r[i].output, output)) {
             *out = r[i];
@@ -114,7 +67,7 @@ static int64_t billed_of(meter_store *st, const char *job, const char *output,
 {
     size_t n = 0;
     int64_t sum = 0;
-    meter_job_row *r = job_rows(st, job, &n);
+    meter_job_row *r = mt_job_rows(st, job, &n);
     *nrec = 0;
     for (size_t i = 0; i < n; ++i)
         if (!strcmp(r[i].output, output)) {
@@ -123,20 +76,6 @@ static int64_t billed_of(meter_store *st, const char *job, const char *output,
         }
     meter_free(r);
     return sum;
-}
-
-static int count_spool_files(const char *dir)
-{
-    DIR *d = opendir(dir);
-    int n = 0;
-    if (!d)
-        return 0;
-    for (struct dirent *e; (e = readdir(d));) {
-        size_t l = strlen(e->d_name);
-        n += l > 6 && !strcmp(e->d_name + l - 6, ".spool");
-    }
-    closedir(d);
-    return n;
 }
 
 /* The child's exit code, or -1 when it did not exit normally. */
@@ -224,8 +163,8 @@ static int run_child(const char *db, const char *job, const char *output,
     if (pid == 0) {
         meter_session *s;
         char err[METER_ERRMAX];
-        if (open_s(db, job, output, METER_CLASS_GENERAL, "h264", flags, NULL,
-                   &s, err) != METER_OK)
+        if (mt_open_session(db, job, output, METER_CLASS_GENERAL, "h264", flags, NULL,
+                            &s, err) != METER_OK)
             _exit(2);
         if (meter_session_segment(s, 1280, 720, dur) != METER_OK ||
             meter_session_checkpoint(s) != METER_OK)
@@ -252,8 +191,8 @@ static void spool_child(const char *db, const char *spool, const char *job,
 {
     meter_session *s;
     char err[METER_ERRMAX];
-    if (open_s(db, job, "o", METER_CLASS_GENERAL, "h264", METER_SESSION_SPOOL,
-               spool, &s, err) != METER_OK)
+    if (mt_open_session(db, job, "o", METER_CLASS_GENERAL, "h264", METER_SESSION_SPOOL,
+                        spool, &s, err) != METER_OK)
         _exit(2);
     if (meter_session_spooled(s))
         _exit(3);           /* the database was fine: must not spool yet */
@@ -318,7 +257,7 @@ static void reap_from_spool(void)
     gate_close(&gc);
     CHECK_EQ_INT(cf, 0, "1: finalize under the lock went to the spool file");
     CHECK_EQ_INT(cc, 0, "1: checkpoint under the lock went to the spool file");
-    CHECK_EQ_INT(count_spool_files(spool), 2, "1: two spool files");
+    CHECK_EQ_INT(mt_count_spool_files(spool), 2, "1: two spool files");
 
     meter_session_row r;
     if (session_of(st, "JSF", "o", &r)) {
@@ -330,10 +269,10 @@ static void reap_from_spool(void)
     int count = -1;
     CHECK_RC(st, meter_reap(st, &count), METER_OK, "1: reap");
     CHECK_EQ_INT(count, 2, "1: both dead sessions reaped");
-    CHECK_EQ_INT(count_spool_files(spool), 0, "1: spool files removed after billing");
+    CHECK_EQ_INT(mt_count_spool_files(spool), 0, "1: spool files removed after billing");
 
     size_t n = 0;
-    meter_job_row *jr = job_rows(st, "JSF", &n);
+    meter_job_row *jr = mt_job_rows(st, "JSF", &n);
     if (CHECK_EQ_I64(n, 1, "1: JSF billed once")) {
         CHECK_EQ_I64(jr[0].duration_us, S(60), "1: JSF billed the spooled 60 s, not 5 s");
         CHECK_EQ_I64(jr[0].billed_us, S(240), "1: JSF 60 s FHD ×4 = 240 s");
@@ -343,7 +282,7 @@ static void reap_from_spool(void)
     if (session_of(st, "JSF", "o", &r))
         CHECK_EQ_STR(r.status, "done", "1: JSF session done");
 
-    jr = job_rows(st, "JSC", &n);
+    jr = mt_job_rows(st, "JSC", &n);
     if (CHECK_EQ_I64(n, 1, "1: JSC billed once")) {
         CHECK_EQ_I64(jr[0].duration_us, S(20),
                      "1: JSC billed its spooled 20 s checkpoint, not 5 s");
@@ -390,7 +329,7 @@ static void idempotent(void)
     CHECK_EQ_I64(billed_of(st, "JI", "o", &n), S(60), "2: JI still billed 60 s");
     CHECK_EQ_I64(n, 1, "2: JI still one usage record");
     CHECK_EQ_I64(mt_remaining(st, "P"), rem, "2: P not charged by the reaped rerun");
-    meter_session_row *sr = session_rows(st, "JI", &n);
+    meter_session_row *sr = mt_session_rows(st, "JI", &n);
     int done = 0, dup = 0, running = 0;
     for (size_t i = 0; i < n; ++i) {
         done += !strcmp(sr[i].status, "done");
@@ -416,8 +355,8 @@ static void idempotent(void)
     if (pa == 0) {
         meter_session *s;
         char err[METER_ERRMAX];
-        if (open_s(db, "JR", "o", METER_CLASS_GENERAL, "h264", I, NULL, &s,
-                   err) != METER_OK)
+        if (mt_open_session(db, "JR", "o", METER_CLASS_GENERAL, "h264", I, NULL, &s,
+                            err) != METER_OK)
             _exit(2);
         if (meter_session_segment(s, 1280, 720, S(30)) != METER_OK ||
             meter_session_checkpoint(s) != METER_OK)
@@ -499,8 +438,10 @@ static void unbillable(void)
     if (pid == 0) {
         meter_session *a, *b;
         char err[METER_ERRMAX];
-        if (open_s(db, "J3", "A", METER_CLASS_GENERAL, "vp9", 0, NULL, &a, err) != METER_OK ||
-            open_s(db, "J3", "B", METER_CLASS_GENERAL, "h264", 0, NULL, &b, err) != METER_OK)
+        if (mt_open_session(db, "J3", "A", METER_CLASS_GENERAL, "vp9", 0, NULL, &a,
+                            err) != METER_OK ||
+            mt_open_session(db, "J3", "B", METER_CLASS_GENERAL, "h264", 0, NULL, &b,
+                            err) != METER_OK)
             _exit(2);
         if (meter_session_segment(a, 1280, 720, S(30)) != METER_OK ||
             meter_session_segment(b, 1280, 720, S(30)) != METER_OK ||
@@ -570,8 +511,8 @@ static int killed_at_checkpoint(const char *db, const char *job, const char *spo
     if (pid == 0) {
         meter_session *s;
         char err[METER_ERRMAX];
-        if (open_s(db, job, "o", METER_CLASS_GENERAL, "h264",
-                   spool ? METER_SESSION_SPOOL : 0, spool, &s, err) != METER_OK)
+        if (mt_open_session(db, job, "o", METER_CLASS_GENERAL, "h264",
+                            spool ? METER_SESSION_SPOOL : 0, spool, &s, err) != METER_OK)
             _exit(2);
         if (!spool != !meter_session_spooled(s))
             _exit(3);
@@ -601,7 +542,7 @@ static void late_daily(void)
     CHECK_RC(st, meter_reap(st, &count), METER_OK, "4d: reap on D+2");
     CHECK_EQ_INT(count, 1, "4d: one session reaped");
     size_t n = 0;
-    meter_job_row *jr = job_rows(st, "J4", &n);
+    meter_job_row *jr = mt_job_rows(st, "J4", &n);
     if (CHECK_EQ_I64(n, 1, "4d: one usage record")) {
         CHECK_EQ_I64(jr[0].recorded_at, D, "4d: recorded at the checkpoint's time (D)");
         CHECK_EQ_I64(jr[0].billed_us, S(120), "4d: 60 s HD = 120 s");
@@ -650,7 +591,7 @@ static void late_realtime(void)
     CHECK_RC(st, meter_reap(st, &count), METER_OK, "4r: reap at T+2h");
     CHECK_EQ_INT(count, 1, "4r: one session reaped");
     size_t n = 0;
-    meter_job_row *jr = job_rows(st, "J4r", &n);
+    meter_job_row *jr = mt_job_rows(st, "J4r", &n);
     if (CHECK_EQ_I64(n, 1, "4r: one usage record")) {
         CHECK_EQ_I64(jr[0].recorded_at, T, "4r: recorded at the checkpoint's time");
         CHECK_EQ_I64(jr[0].billed_us, S(120), "4r: 60 s HD = 120 s");
@@ -672,7 +613,7 @@ static void late_realtime(void)
     mkdir(spool, 0700);
     CHECK_EQ_INT(killed_at_checkpoint(db2, "J4s", spool), 0,
                  "4s: spooled session killed at U after a 60 s HD checkpoint");
-    CHECK_EQ_INT(count_spool_files(spool), 1, "4s: one spool file");
+    CHECK_EQ_INT(mt_count_spool_files(spool), 1, "4s: one spool file");
     tap_set_now_ms(U + MS_PER_H);
     st = mt_open(db2);
     mt_add_pack(st, "EARLY", METER_CLASS_GENERAL, 1, U - MS_PER_DAY);
@@ -681,7 +622,7 @@ static void late_realtime(void)
     int imported = -1;
     CHECK_RC(st, meter_import_spool(st, spool, &imported), METER_OK, "4s: import");
     CHECK_EQ_INT(imported, 1, "4s: one session imported");
-    jr = job_rows(st, "J4s", &n);
+    jr = mt_job_rows(st, "J4s", &n);
     if (CHECK_EQ_I64(n, 1, "4s: one usage record")) {
         CHECK_EQ_I64(jr[0].recorded_at, U, "4s: recorded at the spooled state's time");
         CHECK_EQ_I64(jr[0].covered_us, S(60), "4s: EARLY paid 60 s");
@@ -722,12 +663,12 @@ static void liveness(void)
     mt_add_pack(st, "P", METER_CLASS_GENERAL, 1000, tap_utc(2026, 6, 1, 0, 0, 0));
     meter_session *a, *b, *c;
     char err[METER_ERRMAX];
-    if (!CHECK_RC_ERR(err, open_s(db, "J5", "boot", METER_CLASS_GENERAL, "h264", 0, NULL,
-                                  &a, err), METER_OK, "11: open a") ||
-        !CHECK_RC_ERR(err, open_s(db, "J5", "pid", METER_CLASS_GENERAL, "h264", 0, NULL,
-                                  &b, err), METER_OK, "11: open b") ||
-        !CHECK_RC_ERR(err, open_s(db, "J5", "live", METER_CLASS_GENERAL, "h264", 0, NULL,
-                                  &c, err), METER_OK, "11: open c"))
+    if (!CHECK_RC_ERR(err, mt_open_session(db, "J5", "boot", METER_CLASS_GENERAL, "h264", 0, NULL,
+                                           &a, err), METER_OK, "11: open a") ||
+        !CHECK_RC_ERR(err, mt_open_session(db, "J5", "pid", METER_CLASS_GENERAL, "h264", 0, NULL,
+                                           &b, err), METER_OK, "11: open b") ||
+        !CHECK_RC_ERR(err, mt_open_session(db, "J5", "live", METER_CLASS_GENERAL, "h264", 0, NULL,
+                                           &c, err), METER_OK, "11: open c"))
         return;
     meter_session_segment(a, 640, 480, S(3));
     meter_session_segment(b, 640, 480, S(4));

@@ -26,86 +26,6 @@
 
 static const char *DIR_;
 
-static int open_s(const char *db, const char *job, const char *output,
-                  meter_class c, const char *codec, unsigned flags,
-                  const char *spool, meter_session **s, char *err)
-{
-    meter_session_opts o;
-    memset(&o, 0, sizeof o);
-    o.db = db;
-    o.job = job;
-    o.output = output;
-    o.cls = c;
-    o.codec = codec;
-    o.flags = flags;
-    o.spool_dir = spool;
-    *s = NULL;
-    err[0] = '\0';
-    return meter_session_open(&o, s, err);
-}
-
-static meter_job_row *job_rows(meter_store *st, const char *job, size_t *n)
-{
-    meter_query q = mt_query_all();
-    meter_job_row *rows = NULL;
-    q.job = job;
-    *n = 0;
-    if (meter_jobs(st, &q, &rows, n) != METER_OK) {
-        tap_diag("meter_jobs: %s", meter_errmsg(st));
-        *n = 0;
-        return NULL;
-    }
-    return rows;
-}
-
-static int count_spool_files(const char *dir)
-{
-    DIR *d = opendir(dir);
-    int n = 0;
-    if (!d)
-        return 0;
-    for (struct dirent *e; (e = readdir(d));) {
-        size_t l = strlen(e->d_name);
-        n += l > 6 && !strcmp(e->d_name + l - 6, ".spool");
-    }
-    closedir(d);
-    return n;
-}
-
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    unsigned char *buf = NULL;
-    size_t cap = 0, n = 0;
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 65536;
-            unsigned char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    fclose(f);
-    *len = n;
-    return buf;
-}
-
-static int exists(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0;
-}
-
 /* ------------------------------------------- 5. resume: class and codec -- */
 
 static void resume_class_codec(void)
@@ -118,10 +38,10 @@ static void resume_class_codec(void)
     const char *L = "Parsed_meter_0";
     meter_session *a, *b, *b2, *a2;
     char err[METER_ERRMAX];
-    if (!CHECK_RC_ERR(err, open_s(db, "J5", L, METER_CLASS_GENERAL, "h264", 0, NULL,
-                                  &a, err), METER_OK, "5: open A (general h264)") ||
-        !CHECK_RC_ERR(err, open_s(db, "J5", L, METER_CLASS_TSC, "hevc", 0, NULL,
-                                  &b, err), METER_OK, "5: open B (tsc hevc), same label"))
+    if (!CHECK_RC_ERR(err, mt_open_session(db, "J5", L, METER_CLASS_GENERAL, "h264", 0, NULL,
+                                           &a, err), METER_OK, "5: open A (general h264)") ||
+        !CHECK_RC_ERR(err, mt_open_session(db, "J5", L, METER_CLASS_TSC, "hevc", 0, NULL,
+                                           &b, err), METER_OK, "5: open B (tsc hevc), same label"))
         return;
     char ida[METER_ID_MAX], idb[METER_ID_MAX];
     snprintf(ida, sizeof ida, "%s", meter_session_id(a));
@@ -133,8 +53,8 @@ static void resume_class_codec(void)
     meter_session_detach(b);
 
     int64_t g0 = mt_remaining(st, "G"), t0 = mt_remaining(st, "T");
-    if (!CHECK_RC_ERR(err, open_s(db, "J5", L, METER_CLASS_TSC, "hevc", 0, NULL, &b2,
-                                  err), METER_OK, "5: B's new instance opens first"))
+    if (!CHECK_RC_ERR(err, mt_open_session(db, "J5", L, METER_CLASS_TSC, "hevc", 0, NULL, &b2,
+                                           err), METER_OK, "5: B's new instance opens first"))
         return;
     CHECK(b2 != a && strcmp(meter_session_id(b2), ida) != 0,
           "5: B's re-open did not resume A's session (%s)", meter_session_id(b2));
@@ -157,8 +77,8 @@ static void resume_class_codec(void)
     CHECK_EQ_I64(mt_remaining(st, "T"), t0 - sum.billed_us, "5: T paid B's bill");
 
     /* A's own re-open resumes A, still general H.264 */
-    if (!CHECK_RC_ERR(err, open_s(db, "J5", L, METER_CLASS_GENERAL, "h264", 0, NULL, &a2,
-                                  err), METER_OK, "5: A's new instance opens"))
+    if (!CHECK_RC_ERR(err, mt_open_session(db, "J5", L, METER_CLASS_GENERAL, "h264", 0, NULL, &a2,
+                                           err), METER_OK, "5: A's new instance opens"))
         return;
     CHECK_EQ_STR(meter_session_id(a2), ida, "5: A's re-open resumed A");
     meter_session_segment(a2, 1920, 1080, S(2));
@@ -175,7 +95,7 @@ static void resume_class_codec(void)
 
     /* no usage of J5 went to the wrong class */
     size_t n = 0;
-    meter_job_row *jr = job_rows(st, "J5", &n);
+    meter_job_row *jr = mt_job_rows(st, "J5", &n);
     int wrong = 0;
     for (size_t i = 0; i < n; ++i)
         wrong += (jr[i].cls == METER_CLASS_GENERAL) != !strcmp(jr[i].codec, "H264");
@@ -214,8 +134,8 @@ static void ceil_minute(void)
      * round-up goes with a longest (SD) segment at 1:1 — 70 s, not each
      * segment rounded to a minute (60 + 120 + 60 s = 4 pack minutes) */
     int64_t p0 = mt_remaining(st, "P");
-    if (!CHECK_RC_ERR(err, open_s(db, "J6a", "o", METER_CLASS_GENERAL, "h264", 0, NULL,
-                                  &s, err), METER_OK, "6a: open"))
+    if (!CHECK_RC_ERR(err, mt_open_session(db, "J6a", "o", METER_CLASS_GENERAL, "h264", 0, NULL,
+                                           &s, err), METER_OK, "6a: open"))
         return;
     meter_session_segment(s, 640, 360, S(10));
     meter_session_segment(s, 1280, 720, S(10));
@@ -229,7 +149,7 @@ static void ceil_minute(void)
     }
     meter_session_close(s);
     CHECK_EQ_I64(mt_remaining(st, "P"), p0 - S(70), "6a: P paid 70 s");
-    meter_job_row *jr = job_rows(st, "J6a", &n);
+    meter_job_row *jr = mt_job_rows(st, "J6a", &n);
     if (CHECK_EQ_I64(n, 3, "6a: three records (SD, HD, SD)")) {
         int64_t tot = 0;
         for (size_t i = 0; i < n; ++i)
@@ -244,8 +164,8 @@ static void ceil_minute(void)
     /* SD 10 s, HD 25 s, SD 10 s: 45 s → 60 s; the 15 s round-up at the HD
      * rate of the longest segment: 10 + (25 + 15) × 2 + 10 = 100 s */
     p0 = mt_remaining(st, "P");
-    if (!CHECK_RC_ERR(err, open_s(db, "J6b", "o", METER_CLASS_GENERAL, "h264", 0, NULL,
-                                  &s, err), METER_OK, "6b: open"))
+    if (!CHECK_RC_ERR(err, mt_open_session(db, "J6b", "o", METER_CLASS_GENERAL, "h264", 0, NULL,
+                                           &s, err), METER_OK, "6b: open"))
         return;
     meter_session_segment(s, 640, 360, S(10));
     meter_session_segment(s, 1280, 720, S(25));
@@ -257,7 +177,7 @@ static void ceil_minute(void)
     }
     meter_session_close(s);
     CHECK_EQ_I64(mt_remaining(st, "P"), p0 - S(100), "6b: P paid 100 s");
-    jr = job_rows(st, "J6b", &n);
+    jr = mt_job_rows(st, "J6b", &n);
     if (CHECK_EQ_I64(n, 3, "6b: three records")) {
         const meter_job_row *hd = find_rec(jr, n, 1280, S(25), 0);
         const meter_job_row *sd1 = find_rec(jr, n, 640, S(10), 0);
@@ -269,8 +189,8 @@ static void ceil_minute(void)
     meter_free(jr);
 
     /* whole minutes in all: nothing to round up */
-    if (!CHECK_RC_ERR(err, open_s(db, "J6c", "o", METER_CLASS_GENERAL, "h264", 0, NULL,
-                                  &s, err), METER_OK, "6c: open"))
+    if (!CHECK_RC_ERR(err, mt_open_session(db, "J6c", "o", METER_CLASS_GENERAL, "h264", 0, NULL,
+                                           &s, err), METER_OK, "6c: open"))
         return;
     meter_session_segment(s, 640, 360, S(30));
     meter_session_segment(s, 1280, 720, S(30));
@@ -280,8 +200,8 @@ static void ceil_minute(void)
     meter_session_close(s);
 
     /* one segment of 61 s: two minutes */
-    if (!CHECK_RC_ERR(err, open_s(db, "J6d", "o", METER_CLASS_GENERAL, "h264", 0, NULL,
-                                  &s, err), METER_OK, "6d: open"))
+    if (!CHECK_RC_ERR(err, mt_open_session(db, "J6d", "o", METER_CLASS_GENERAL, "h264", 0, NULL,
+                                           &s, err), METER_OK, "6d: open"))
         return;
     meter_session_segment(s, 640, 360, S(61));
     memset(&sum, 0, sizeof sum);
@@ -300,25 +220,16 @@ static void ceil_minute(void)
 
 /* ------------------------------------------ 7. spool only when transient -- */
 
-static void sql(const char *path, const char *stmt)
-{
-    sqlite3 *db = NULL;
-    if (sqlite3_open(path, &db) != SQLITE_OK ||
-        sqlite3_exec(db, stmt, NULL, NULL, NULL) != SQLITE_OK)
-        BAIL("sqlite %s: %s", path, db ? sqlite3_errmsg(db) : "open");
-    sqlite3_close(db);
-}
-
 /* With SPOOL, opening a session on `db` is refused with `want`, writes no
  * spool file and leaves the file byte-identical. */
 static void refused_with_spool(const char *db, const char *spool, int want, const char *what)
 {
     size_t len0 = 0, len1 = 0;
-    unsigned char *before = slurp(db, &len0);
+    unsigned char *before = mt_slurp(db, &len0);
     meter_session *s;
     char err[METER_ERRMAX];
-    int rc = open_s(db, "J7", "o", METER_CLASS_GENERAL, "h264", METER_SESSION_SPOOL, spool,
-                    &s, err);
+    int rc = mt_open_session(db, "J7", "o", METER_CLASS_GENERAL, "h264", METER_SESSION_SPOOL, spool,
+                             &s, err);
     CHECK_RC_ERR(err, rc, want, "7: %s: meter_session_open fails with SPOOL", what);
     CHECK(s == NULL && err[0], "7: %s: no session, a message: %s", what, err);
     if (rc == METER_OK && s) {
@@ -326,8 +237,8 @@ static void refused_with_spool(const char *db, const char *spool, int want, cons
         meter_session_finalize(s, 0, NULL);
         meter_session_close(s);
     }
-    CHECK_EQ_INT(count_spool_files(spool), 0, "7: %s: no spool file", what);
-    unsigned char *after = slurp(db, &len1);
+    CHECK_EQ_INT(mt_count_spool_files(spool), 0, "7: %s: no spool file", what);
+    unsigned char *after = mt_slurp(db, &len1);
     CHECK(before && after && len0 == len1 && !memcmp(before, after, len0),
           "7: %s: file byte-identical (%zu → %zu bytes)", what, len0, len1);
     free(before);
@@ -341,7 +252,7 @@ static void spool_transient(void)
     mkdir(spool, 0700);
 
     const char *foreign = tap_path(DIR_, "foreign7.db");
-    sql(foreign, "CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT);"
+    mt_sql(foreign, "CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT);"
                  "INSERT INTO customers(name) VALUES ('Ada'), ('Linus');");
     refused_with_spool(foreign, spool, METER_EFOREIGN, "foreign SQLite file");
 
@@ -351,15 +262,15 @@ static void spool_transient(void)
     meter_close(st);
     char stmt[64];
     snprintf(stmt, sizeof stmt, "PRAGMA user_version = %d", meter_schema_version() + 1);
-    sql(newer, stmt);
+    mt_sql(newer, stmt);
     refused_with_spool(newer, spool, METER_EVERSION, "newer schema version");
 
     /* a database that is not there (yet): transient, spooled */
     const char *missing = tap_path(DIR_, "missing7.db");
     meter_session *s;
     char err[METER_ERRMAX];
-    int rc = open_s(missing, "J7m", "o", METER_CLASS_GENERAL, "h264", METER_SESSION_SPOOL,
-                    spool, &s, err);
+    int rc = mt_open_session(missing, "J7m", "o", METER_CLASS_GENERAL, "h264", METER_SESSION_SPOOL,
+                             spool, &s, err);
     if (CHECK_RC_ERR(err, rc, METER_OK, "7: missing database: the session opens")) {
         CHECK_EQ_INT(meter_session_spooled(s), 1, "7: missing database: spooled");
         meter_session_segment(s, 640, 360, S(5));
@@ -370,11 +281,11 @@ static void spool_transient(void)
         CHECK_EQ_INT(sum.spooled, 1, "7: missing database: final record spooled");
         meter_session_close(s);
     }
-    CHECK_EQ_INT(count_spool_files(spool), 1, "7: missing database: one spool file");
-    CHECK(!exists(missing), "7: missing database: not created by the session");
+    CHECK_EQ_INT(mt_count_spool_files(spool), 1, "7: missing database: one spool file");
+    CHECK(!mt_exists(missing), "7: missing database: not created by the session");
 
     /* without SPOOL a missing database is an error */
-    rc = open_s(missing, "J7n", "o", METER_CLASS_GENERAL, "h264", 0, spool, &s, err);
+    rc = mt_open_session(missing, "J7n", "o", METER_CLASS_GENERAL, "h264", 0, spool, &s, err);
     CHECK(rc != METER_OK && s == NULL, "7: without SPOOL a missing database fails (%d)", rc);
 }
 

@@ -26,49 +26,6 @@
 
 static const char *DIR_;
 
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    *len = 0;
-    if (!f)
-        return NULL;
-    unsigned char *buf = NULL;
-    size_t cap = 0, n = 0;
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 65536;
-            unsigned char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    fclose(f);
-    *len = n;
-    return buf;
-}
-
-static int sql_exec(const char *path, const char *stmt, char *err, size_t errlen)
-{
-    sqlite3 *db = NULL;
-    char *msg = NULL;
-    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_exec(db, stmt, NULL, NULL, &msg);
-    if (err)
-        snprintf(err, errlen, "%s", msg ? msg : db ? sqlite3_errmsg(db) : "");
-    sqlite3_free(msg);
-    sqlite3_close(db);
-    return rc;
-}
-
 /* -------------------------------------------- 8. a foreign file's WAL -- */
 
 /* Writes `stmt` to path in WAL mode and leaves the WAL un-checkpointed:
@@ -106,20 +63,6 @@ static int leave_wal(const char *path, const char *stmt, int how)
     return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? SQLITE_OK : SQLITE_ERROR;
 }
 
-static int64_t sql_int(const char *path, const char *query)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *s = NULL;
-    int64_t v = INT64_MIN;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(db, query, -1, &s, NULL) == SQLITE_OK &&
-        sqlite3_step(s) == SQLITE_ROW)
-        v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    sqlite3_close(db);
-    return v;
-}
-
 /* meter_open (with and without CREATE) refuses path with `want`, and the
  * main file and its -wal stay byte-identical. */
 static void refused_wal_intact(const char *path, int want, const char *what)
@@ -127,7 +70,7 @@ static void refused_wal_intact(const char *path, int want, const char *what)
     char wal[PATH_MAX];
     snprintf(wal, sizeof wal, "%s-wal", path);
     size_t m0 = 0, w0 = 0;
-    unsigned char *main0 = slurp(path, &m0), *wal0 = slurp(wal, &w0);
+    unsigned char *main0 = mt_slurp(path, &m0), *wal0 = mt_slurp(wal, &w0);
     if (!CHECK(main0 && wal0 && w0 > 0, "8: %s: a -wal file with frames is left (%zu bytes)",
                what, w0)) {
         free(main0);
@@ -144,7 +87,7 @@ static void refused_wal_intact(const char *path, int want, const char *what)
         if (st)
             meter_close(st);
         size_t m1 = 0, w1 = 0;
-        unsigned char *main1 = slurp(path, &m1), *wal1 = slurp(wal, &w1);
+        unsigned char *main1 = mt_slurp(path, &m1), *wal1 = mt_slurp(wal, &w1);
         CHECK(main1 && m0 == m1 && !memcmp(main0, main1, m0),
               "8: %s: main file byte-identical%s (%zu → %zu bytes)", what,
               i ? " after CREATE" : "", m0, m1);
@@ -169,7 +112,7 @@ static void foreign_wal(void)
             continue;
         refused_wal_intact(path, METER_EFOREIGN, what);
         /* the owner's data (in the WAL) is all still there */
-        CHECK_EQ_I64(sql_int(path, "SELECT count(*) FROM t"), 3,
+        CHECK_EQ_I64(mt_sql_int(path, "SELECT count(*) FROM t"), 3,
                      "8: %s: the owner still reads its 3 rows", what);
     }
 
@@ -283,7 +226,7 @@ static void later_pack(const char *file, const char *off, int64_t usage_at, cons
     char stmt[160], err[256];
     snprintf(stmt, sizeof stmt, "UPDATE packs SET start_at = %" PRId64 " WHERE id = 'PK'",
              start);
-    if (!CHECK_EQ_INT(sql_exec(path, stmt, err, sizeof err), SQLITE_OK,
+    if (!CHECK_EQ_INT(mt_sql_err(path, stmt, err, sizeof err), SQLITE_OK,
                       "10 (%s): %s: fault injected (%s)", off, what, err))
         return;
     meter_store *st = NULL;

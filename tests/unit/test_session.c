@@ -23,32 +23,14 @@ static const char *DB;
  * the parent's inherited, never-closed store a leak. */
 meter_store *volatile main_store;
 
-static int open_s(const char *db, const char *job, const char *output,
-                  meter_class c, const char *codec, unsigned flags,
-                  const char *spool, meter_session **s, char *err)
-{
-    meter_session_opts o;
-    memset(&o, 0, sizeof o);
-    o.db = db;
-    o.job = job;
-    o.output = output;
-    o.cls = c;
-    o.codec = codec;
-    o.flags = flags;
-    o.spool_dir = spool;
-    *s = NULL;
-    err[0] = '\0';
-    return meter_session_open(&o, s, err);
-}
-
 /* Opens or bails. */
 static meter_session *must_open(const char *job, const char *output,
                                 const char *codec, unsigned flags)
 {
     meter_session *s;
     char err[METER_ERRMAX];
-    int rc = open_s(DB, job, output, METER_CLASS_GENERAL, codec, flags, NULL,
-                    &s, err);
+    int rc = mt_open_session(DB, job, output, METER_CLASS_GENERAL, codec, flags, NULL,
+                             &s, err);
     if (rc != METER_OK || !s)
         BAIL("meter_session_open %s/%s: %d %s", job, output, rc, err);
     return s;
@@ -61,36 +43,6 @@ static int seg(meter_session *s, int w, int h, int64_t d)
         tap_diag("segment %dx%d %" PRId64 ": %d %s", w, h, d, rc,
                  meter_session_errmsg(s));
     return rc;
-}
-
-/* The usage records of one job, in a malloc'd array (meter_free). */
-static meter_job_row *job_rows(meter_store *st, const char *job, size_t *n)
-{
-    meter_query q = mt_query_all();
-    meter_job_row *rows = NULL;
-    q.job = job;
-    *n = 0;
-    if (meter_jobs(st, &q, &rows, n) != METER_OK) {
-        tap_diag("meter_jobs: %s", meter_errmsg(st));
-        *n = 0;
-        return NULL;
-    }
-    return rows;
-}
-
-static meter_session_row *session_rows(meter_store *st, const char *job,
-                                       size_t *n)
-{
-    meter_query q = mt_query_all();
-    meter_session_row *rows = NULL;
-    q.job = job;
-    *n = 0;
-    if (meter_sessions(st, &q, &rows, n) != METER_OK) {
-        tap_diag("meter_sessions: %s", meter_errmsg(st));
-        *n = 0;
-        return NULL;
-    }
-    return rows;
 }
 
 static const meter_job_row *find_tt(const meter_job_row *r, size_t n,
@@ -112,7 +64,7 @@ static void basic(meter_store *st)
     CHECK_EQ_INT(seg(s, 1280, 720, S(30)), METER_OK, "segment 30 s");
     CHECK_EQ_INT(meter_session_checkpoint(s), METER_OK, "checkpoint");
     size_t n = 0;
-    meter_session_row *sr = session_rows(st, "J1", &n);
+    meter_session_row *sr = mt_session_rows(st, "J1", &n);
     if (CHECK_EQ_I64(n, 1, "J1: one session row while running")) {
         CHECK_EQ_STR(sr[0].status, "running", "status running");
         CHECK_EQ_I64(sr[0].duration_us, S(30), "checkpointed 30 s");
@@ -121,7 +73,7 @@ static void basic(meter_store *st)
         CHECK_EQ_STR(sr[0].id, meter_session_id(s), "same id");
     }
     meter_free(sr);
-    meter_job_row *jr = job_rows(st, "J1", &n);
+    meter_job_row *jr = mt_job_rows(st, "J1", &n);
     CHECK_EQ_I64(n, 0, "nothing billed before finalize");
     meter_free(jr);
     CHECK_EQ_I64(mt_remaining(st, "S1"), rem0, "pack untouched before finalize");
@@ -150,7 +102,7 @@ static void basic(meter_store *st)
                  "third finalize (interrupted) refused");
     meter_session_close(s);
 
-    jr = job_rows(st, "J1", &n);
+    jr = mt_job_rows(st, "J1", &n);
     if (CHECK_EQ_I64(n, 1, "J1: exactly one usage record")) {
         CHECK_EQ_STR(jr[0].state, "done", "state done");
         CHECK_EQ_STR(jr[0].output, "720p", "record output");
@@ -158,7 +110,7 @@ static void basic(meter_store *st)
         CHECK_EQ_I64(jr[0].billed_us, S(120), "record billed");
     }
     meter_free(jr);
-    sr = session_rows(st, "J1", &n);
+    sr = mt_session_rows(st, "J1", &n);
     if (CHECK_EQ_I64(n, 1, "J1: one session row")) {
         CHECK_EQ_STR(sr[0].status, "done", "session done");
         CHECK_EQ_INT(sr[0].segments, 1, "session segments");
@@ -184,7 +136,7 @@ static void resolution_change(meter_store *st)
     }
     meter_session_close(s);
     size_t n = 0;
-    meter_job_row *jr = job_rows(st, "J2", &n);
+    meter_job_row *jr = mt_job_rows(st, "J2", &n);
     if (CHECK_EQ_I64(n, 2, "J2: one record per segment")) {
         const meter_job_row *hd = find_tt(jr, n, "Standard.H264.HD");
         const meter_job_row *fhd = find_tt(jr, n, "Standard.H264.FHD");
@@ -210,7 +162,7 @@ static void resolution_change(meter_store *st)
         CHECK_EQ_STR(sum.ttype, "Standard.H264.SD", "longest segment SD 7 s");
     }
     meter_session_close(s);
-    jr = job_rows(st, "J2b", &n);
+    jr = mt_job_rows(st, "J2b", &n);
     CHECK_EQ_I64(n, 3, "J2b: three records");
     meter_free(jr);
 }
@@ -244,7 +196,7 @@ static void detach_resume(meter_store *st)
     }
     meter_session_close(s);
     size_t n = 0;
-    meter_session_row *sr = session_rows(st, "J3", &n);
+    meter_session_row *sr = mt_session_rows(st, "J3", &n);
     int a_rows = 0;
     for (size_t i = 0; i < n; ++i)
         if (!strcmp(sr[i].output, "a")) {
@@ -277,7 +229,7 @@ static void idempotent(meter_store *st)
     }
     meter_session_close(s);
     size_t n = 0;
-    meter_job_row *jr = job_rows(st, "J1", &n);
+    meter_job_row *jr = mt_job_rows(st, "J1", &n);
     CHECK_EQ_I64(n, 1, "J1 still one record");
     meter_free(jr);
     CHECK_EQ_I64(mt_remaining(st, "S1"), rem0, "S1 not charged again");
@@ -299,12 +251,12 @@ static void enforce(const char *dir)
     meter_session *s;
     char err[METER_ERRMAX];
     /* the main store has general minutes but no TSC pack */
-    int rc = open_s(DB, "J5e", "o", METER_CLASS_TSC, "h264",
-                    METER_SESSION_ENFORCE, NULL, &s, err);
+    int rc = mt_open_session(DB, "J5e", "o", METER_CLASS_TSC, "h264",
+                             METER_SESSION_ENFORCE, NULL, &s, err);
     CHECK_RC_ERR(err, rc, METER_ENOMINUTES, "enforce: no TSC minutes");
     CHECK(s == NULL && err[0], "refused with a message: %s", err);
-    rc = open_s(DB, "J5e", "o", METER_CLASS_GENERAL, "h264",
-                METER_SESSION_ENFORCE, NULL, &s, err);
+    rc = mt_open_session(DB, "J5e", "o", METER_CLASS_GENERAL, "h264",
+                         METER_SESSION_ENFORCE, NULL, &s, err);
     /* closed without finalize: meter_session_close detaches it and the exit
      * handler finalizes it when this test exits (under ASan this also checks
      * that the exit path releases what it finalizes) */
@@ -313,12 +265,12 @@ static void enforce(const char *dir)
 
     const char *small = tap_path(dir, "small.db");
     meter_store *st = mt_open(small);
-    rc = open_s(small, "J6e", "o", METER_CLASS_GENERAL, "h264",
-                METER_SESSION_ENFORCE, NULL, &s, err);
+    rc = mt_open_session(small, "J6e", "o", METER_CLASS_GENERAL, "h264",
+                         METER_SESSION_ENFORCE, NULL, &s, err);
     CHECK_RC_ERR(err, rc, METER_ENOMINUTES, "enforce: a store without packs");
     mt_add_pack(st, "one", METER_CLASS_GENERAL, 1, 0);
-    rc = open_s(small, "J6e", "o", METER_CLASS_GENERAL, "h264",
-                METER_SESSION_ENFORCE, NULL, &s, err);
+    rc = mt_open_session(small, "J6e", "o", METER_CLASS_GENERAL, "h264",
+                         METER_SESSION_ENFORCE, NULL, &s, err);
     if (!CHECK_RC_ERR(err, rc, METER_OK, "enforce with 1 minute"))
         return;
     CHECK_EQ_INT(meter_session_segment(s, 1280, 720, S(20)), METER_OK,
@@ -352,8 +304,8 @@ static void reap(meter_store *st)
     if (pid == 0) {
         meter_session *s;
         char err[METER_ERRMAX];
-        if (open_s(DB, "J7dead", "o", METER_CLASS_GENERAL, "h264", 0, NULL, &s,
-                   err) != METER_OK)
+        if (mt_open_session(DB, "J7dead", "o", METER_CLASS_GENERAL, "h264", 0, NULL, &s,
+                            err) != METER_OK)
             _exit(2);
         meter_session_segment(s, 1280, 720, S(7));
         if (meter_session_checkpoint(s) != METER_OK)
@@ -366,7 +318,7 @@ static void reap(meter_store *st)
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
           "child checkpointed a session and vanished");
     size_t n = 0;
-    meter_session_row *sr = session_rows(st, "J7dead", &n);
+    meter_session_row *sr = mt_session_rows(st, "J7dead", &n);
     if (CHECK_EQ_I64(n, 1, "the dead child's session is there")) {
         CHECK_EQ_STR(sr[0].status, "running", "still running before reap");
         CHECK_EQ_INT(sr[0].pid, pid, "pid of the child");
@@ -377,18 +329,18 @@ static void reap(meter_store *st)
     int count = -1;
     CHECK_RC(st, meter_reap(st, &count), METER_OK, "reap");
     CHECK_EQ_INT(count, 1, "one session reaped (the live one kept)");
-    sr = session_rows(st, "J7dead", &n);
+    sr = mt_session_rows(st, "J7dead", &n);
     if (n == 1)
         CHECK_EQ_STR(sr[0].status, "interrupted", "reaped session interrupted");
     meter_free(sr);
-    meter_job_row *jr = job_rows(st, "J7dead", &n);
+    meter_job_row *jr = mt_job_rows(st, "J7dead", &n);
     if (CHECK_EQ_I64(n, 1, "reaped session billed once")) {
         CHECK_EQ_STR(jr[0].state, "interrupted", "record state interrupted");
         CHECK_EQ_I64(jr[0].duration_us, S(7), "the checkpointed duration");
         CHECK_EQ_I64(jr[0].billed_us, S(14), "billed 14 s");
     }
     meter_free(jr);
-    sr = session_rows(st, "J7live", &n);
+    sr = mt_session_rows(st, "J7live", &n);
     if (n == 1)
         CHECK_EQ_STR(sr[0].status, "running", "live session not reaped");
     meter_free(sr);
@@ -396,14 +348,14 @@ static void reap(meter_store *st)
     CHECK_RC(st, meter_reap(st, &count), METER_OK, "reap again");
     CHECK_EQ_INT(count, 0, "nothing left to reap");
     CHECK_RC(st, meter_reap(st, NULL), METER_OK, "count may be NULL");
-    jr = job_rows(st, "J7dead", &n);
+    jr = mt_job_rows(st, "J7dead", &n);
     CHECK_EQ_I64(n, 1, "still one record after more reaps");
     meter_free(jr);
 
     CHECK_EQ_INT(meter_session_finalize(live, 1, NULL), METER_OK,
                  "finalize the live one as interrupted");
     meter_session_close(live);
-    jr = job_rows(st, "J7live", &n);
+    jr = mt_job_rows(st, "J7live", &n);
     if (CHECK_EQ_I64(n, 1, "live session one record"))
         CHECK_EQ_STR(jr[0].state, "interrupted", "finalize(…, 1) interrupted");
     meter_free(jr);
@@ -418,10 +370,10 @@ static void exit_handler(meter_store *st)
     if (pid == 0) {
         meter_session *a, *d;
         char err[METER_ERRMAX];
-        if (open_s(DB, "J8", "open", METER_CLASS_GENERAL, "h264", 0, NULL, &a,
-                   err) != METER_OK ||
-            open_s(DB, "J8", "detached", METER_CLASS_GENERAL, "h264", 0, NULL,
-                   &d, err) != METER_OK)
+        if (mt_open_session(DB, "J8", "open", METER_CLASS_GENERAL, "h264", 0, NULL, &a,
+                            err) != METER_OK ||
+            mt_open_session(DB, "J8", "detached", METER_CLASS_GENERAL, "h264", 0, NULL,
+                            &d, err) != METER_OK)
             _exit(2);
         meter_session_segment(a, 640, 480, S(3));
         meter_session_segment(d, 640, 480, S(4));
@@ -432,7 +384,7 @@ static void exit_handler(meter_store *st)
     waitpid(pid, &status, 0);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child exited");
     size_t n = 0;
-    meter_job_row *jr = job_rows(st, "J8", &n);
+    meter_job_row *jr = mt_job_rows(st, "J8", &n);
     if (CHECK_EQ_I64(n, 2, "exit handler finalized both sessions")) {
         for (size_t i = 0; i < n; ++i) {
             int64_t want = !strcmp(jr[i].output, "open") ? S(3) : S(4);
@@ -470,13 +422,13 @@ static void spool(meter_store *st, const char *dir)
     meter_session *s;
     char err[METER_ERRMAX];
 
-    int rc = open_s(nodb, "J9", "o", METER_CLASS_GENERAL, "h264", 0, sp, &s,
-                    err);
+    int rc = mt_open_session(nodb, "J9", "o", METER_CLASS_GENERAL, "h264", 0, sp, &s,
+                             err);
     CHECK(rc < 0 && s == NULL && err[0],
           "without SPOOL an unopenable db is an error (rc %d: %s)", rc, err);
 
-    rc = open_s(nodb, "J9", "o", METER_CLASS_GENERAL, "h264",
-                METER_SESSION_SPOOL, sp, &s, err);
+    rc = mt_open_session(nodb, "J9", "o", METER_CLASS_GENERAL, "h264",
+                         METER_SESSION_SPOOL, sp, &s, err);
     if (!CHECK_RC_ERR(err, rc, METER_OK, "SPOOL: opens without a db"))
         return;
     CHECK_EQ_INT(meter_session_spooled(s), 1, "session is spooled");
@@ -498,8 +450,8 @@ static void spool(meter_store *st, const char *dir)
     if (pid == 0) {
         meter_session *c;
         char e[METER_ERRMAX];
-        if (open_s(nodb, "J10", "o", METER_CLASS_GENERAL, "h264",
-                   METER_SESSION_SPOOL, sp, &c, e) != METER_OK)
+        if (mt_open_session(nodb, "J10", "o", METER_CLASS_GENERAL, "h264",
+                            METER_SESSION_SPOOL, sp, &c, e) != METER_OK)
             _exit(2);
         meter_session_segment(c, 1280, 720, S(12));
         if (meter_session_checkpoint(c) != METER_OK)
@@ -517,7 +469,7 @@ static void spool(meter_store *st, const char *dir)
     CHECK_EQ_INT(imported, 2, "both imported");
     CHECK_EQ_INT(count_spool_files(sp), 0, "spool files removed");
     size_t n = 0;
-    meter_job_row *jr = job_rows(st, "J9", &n);
+    meter_job_row *jr = mt_job_rows(st, "J9", &n);
     if (CHECK_EQ_I64(n, 1, "J9 imported: one record")) {
         CHECK_EQ_I64(jr[0].duration_us, S(30), "J9 duration");
         CHECK_EQ_I64(jr[0].billed_us, S(60), "J9 billed");
@@ -525,7 +477,7 @@ static void spool(meter_store *st, const char *dir)
                      "J9 charged");
     }
     meter_free(jr);
-    jr = job_rows(st, "J10", &n);
+    jr = mt_job_rows(st, "J10", &n);
     if (CHECK_EQ_I64(n, 1, "J10 imported from its checkpoint")) {
         CHECK_EQ_I64(jr[0].duration_us, S(12), "J10 checkpointed duration");
         CHECK_EQ_I64(jr[0].billed_us, S(24), "J10 billed");
@@ -535,7 +487,7 @@ static void spool(meter_store *st, const char *dir)
     CHECK_RC(st, meter_import_spool(st, sp, &imported), METER_OK,
              "import again");
     CHECK_EQ_INT(imported, 0, "nothing imported twice");
-    jr = job_rows(st, "J9", &n);
+    jr = mt_job_rows(st, "J9", &n);
     CHECK_EQ_I64(n, 1, "J9 still one record");
     meter_free(jr);
 }
@@ -544,12 +496,12 @@ static void misc(meter_store *st)
 {
     meter_session *s;
     char err[METER_ERRMAX];
-    int rc = open_s(DB, "Jx", NULL, METER_CLASS_GENERAL, "h264", 0, NULL, &s,
-                    err);
+    int rc = mt_open_session(DB, "Jx", NULL, METER_CLASS_GENERAL, "h264", 0, NULL, &s,
+                             err);
     CHECK(rc == METER_EINVAL && !s && err[0], "output NULL refused (%d)", rc);
-    rc = open_s(DB, "Jx", "o", METER_CLASS_GENERAL, "vp9", 0, NULL, &s, err);
+    rc = mt_open_session(DB, "Jx", "o", METER_CLASS_GENERAL, "vp9", 0, NULL, &s, err);
     CHECK(rc == METER_EINVAL && !s && err[0], "codec vp9 refused (%d)", rc);
-    rc = open_s(DB, "Jx", "o", (meter_class)5, "h264", 0, NULL, &s, err);
+    rc = mt_open_session(DB, "Jx", "o", (meter_class)5, "h264", 0, NULL, &s, err);
     CHECK(rc == METER_EINVAL && !s && err[0], "class 5 refused (%d)", rc);
 
     /* job from $METER_JOB, else meter_default_job() */
@@ -585,7 +537,7 @@ static void misc(meter_store *st)
     CHECK_EQ_I64(sum.billed_us, 0, "nothing billed");
     meter_session_close(s);
     size_t n = 0;
-    meter_job_row *jr = job_rows(st, "Jempty", &n);
+    meter_job_row *jr = mt_job_rows(st, "Jempty", &n);
     CHECK_EQ_I64(n, 0, "no usage record for an empty output");
     meter_free(jr);
 }

@@ -21,70 +21,11 @@
 
 #include "mtest.h"
 
-/* Reads a whole file into a malloc'd buffer; *len gets its size. */
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    unsigned char *buf = NULL;
-    size_t cap = 0, n = 0;
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 65536;
-            unsigned char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    fclose(f);
-    *len = n;
-    return buf;
-}
-
 static void write_file(const char *path, const void *data, size_t len)
 {
     FILE *f = fopen(path, "wb");
     if (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0)
         BAIL("write %s", path);
-}
-
-static int exists(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0;
-}
-
-/* Runs SQL on a file with SQLite directly (no libmeter). */
-static void sql(const char *path, const char *stmt)
-{
-    sqlite3 *db = NULL;
-    if (sqlite3_open(path, &db) != SQLITE_OK ||
-        sqlite3_exec(db, stmt, NULL, NULL, NULL) != SQLITE_OK)
-        BAIL("sqlite %s: %s", path, db ? sqlite3_errmsg(db) : "open");
-    sqlite3_close(db);
-}
-
-static int64_t sql_int(const char *path, const char *query)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *s = NULL;
-    int64_t v = INT64_MIN;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(db, query, -1, &s, NULL) == SQLITE_OK &&
-        sqlite3_step(s) == SQLITE_ROW)
-        v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    sqlite3_close(db);
-    return v;
 }
 
 /* Opening `path` is refused with `want` (0: any error), *out stays NULL, the
@@ -93,8 +34,8 @@ static void refused(const char *path, unsigned flags, int want,
                     const char *what)
 {
     size_t len0 = 0, len1 = 0;
-    unsigned char *before = slurp(path, &len0);
-    int existed = exists(path);
+    unsigned char *before = mt_slurp(path, &len0);
+    int existed = mt_exists(path);
     meter_store *st = (meter_store *)&len0;   /* must be reset to NULL */
     char err[METER_ERRMAX] = "";
     int rc = meter_open(path, flags, &st, err);
@@ -107,13 +48,13 @@ static void refused(const char *path, unsigned flags, int want,
         meter_close(st);
     CHECK(err[0] && !strchr(err, '\n'), "%s: message '%s'", what, err);
     if (existed) {
-        unsigned char *after = slurp(path, &len1);
+        unsigned char *after = mt_slurp(path, &len1);
         CHECK(after && len0 == len1 && (len0 == 0 ||
                                         memcmp(before, after, len0) == 0),
               "%s: file byte-identical (%zu → %zu bytes)", what, len0, len1);
         free(after);
     } else {
-        CHECK(!exists(path), "%s: no file created", what);
+        CHECK(!mt_exists(path), "%s: no file created", what);
     }
     free(before);
 }
@@ -124,7 +65,7 @@ static void fresh(const char *dir)
     CHECK(meter_schema_version() >= 1, "schema version ≥ 1 (%d)",
           meter_schema_version());
     meter_store *st = mt_open(path);
-    CHECK_EQ_I64(sql_int(path, "PRAGMA user_version"), meter_schema_version(),
+    CHECK_EQ_I64(mt_sql_int(path, "PRAGMA user_version"), meter_schema_version(),
                  "user_version = meter_schema_version()");
     CHECK(meter_errmsg(st) != NULL, "errmsg never NULL");
     mt_add_pack(st, "keep", METER_CLASS_GENERAL, 10, 0);
@@ -172,7 +113,7 @@ static void fresh(const char *dir)
     refused(tap_path(dir, "absent.db"), 0, 0, "missing file without CREATE");
     refused(tap_path(dir, "no/such/dir/meter.db"), METER_OPEN_CREATE, 0,
             "missing directory");
-    CHECK(!exists(tap_path(dir, "no")), "missing directory not created");
+    CHECK(!mt_exists(tap_path(dir, "no")), "missing directory not created");
 
     st = (meter_store *)&rc;
     rc = meter_open(NULL, METER_OPEN_CREATE, &st, err);
@@ -199,12 +140,12 @@ static void foreign(const char *dir)
 
     /* another application's database */
     const char *other = tap_path(dir, "other.db");
-    sql(other, "CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT);"
+    mt_sql(other, "CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT);"
                "INSERT INTO customers(name) VALUES ('Ada'), ('Linus');");
     refused(other, 0, METER_EFOREIGN, "foreign SQLite db");
     refused(other, METER_OPEN_CREATE, METER_EFOREIGN,
             "foreign SQLite db with CREATE");
-    CHECK(!exists(tap_path(dir, "other.db-wal")), "no WAL file left beside it");
+    CHECK(!mt_exists(tap_path(dir, "other.db-wal")), "no WAL file left beside it");
 
     /* an ffmeter store from a newer schema version */
     const char *newer = tap_path(dir, "newer.db");
@@ -214,11 +155,11 @@ static void foreign(const char *dir)
     char stmt[64];
     snprintf(stmt, sizeof stmt, "PRAGMA user_version = %d",
              meter_schema_version() + 1);
-    sql(newer, stmt);
+    mt_sql(newer, stmt);
     refused(newer, 0, METER_EVERSION, "newer schema version");
     refused(newer, METER_OPEN_CREATE, METER_EVERSION,
             "newer schema version with CREATE");
-    CHECK_EQ_I64(sql_int(newer, "PRAGMA user_version"),
+    CHECK_EQ_I64(mt_sql_int(newer, "PRAGMA user_version"),
                  meter_schema_version() + 1, "user_version left as it was");
 
     /* a corrupt ffmeter store: schema page overwritten */
@@ -226,10 +167,10 @@ static void foreign(const char *dir)
     st = mt_open(bad);
     mt_add_pack(st, "c1", METER_CLASS_GENERAL, 10, 0);
     meter_close(st);
-    if (exists(tap_path(dir, "corrupt.db-wal")))
+    if (mt_exists(tap_path(dir, "corrupt.db-wal")))
         tap_diag("note: corrupt.db-wal still present after close");
     size_t len = 0;
-    unsigned char *img = slurp(bad, &len);
+    unsigned char *img = mt_slurp(bad, &len);
     if (img && len > 4096) {
         for (size_t i = 100; i < 4096; ++i)   /* keep the 100-byte header */
             img[i] = (unsigned char)(i * 37 + 11);
@@ -312,7 +253,7 @@ static void read_only(const char *dir)
     mt_add_pack(st, "ro1", METER_CLASS_GENERAL, 10, 0);
     meter_close(st);
     size_t len0 = 0;
-    unsigned char *before = slurp(ro, &len0);
+    unsigned char *before = mt_slurp(ro, &len0);
     chmod(ro, 0444);
     fflush(stdout);
     pid_t pid = fork();
@@ -348,7 +289,7 @@ static void read_only(const char *dir)
              "reads still worked" : code == 10 ? "the open was refused"
              : "unexpected");
     size_t len1 = 0;
-    unsigned char *after = slurp(ro, &len1);
+    unsigned char *after = mt_slurp(ro, &len1);
     CHECK(before && after && len0 == len1 && !memcmp(before, after, len0),
           "0444 file unchanged");
     free(before);

@@ -51,20 +51,6 @@ static void make_base(const char *path)
     meter_close(st);
 }
 
-static int sql(const char *path, const char *stmt, char *err, size_t errlen)
-{
-    sqlite3 *db = NULL;
-    char *msg = NULL;
-    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_exec(db, stmt, NULL, NULL, &msg);
-    if (err)
-        snprintf(err, errlen, "%s", msg ? msg : db ? sqlite3_errmsg(db) : "");
-    sqlite3_free(msg);
-    sqlite3_close(db);
-    return rc;
-}
-
 /* Damages a fresh base store with `stmt`; verify must report it. */
 static void damaged(const char *dir, const char *file, const char *stmt,
                     const char *name, const char *what)
@@ -72,7 +58,7 @@ static void damaged(const char *dir, const char *file, const char *stmt,
     const char *path = tap_path(dir, file);
     make_base(path);
     char err[256];
-    if (sql(path, stmt, err, sizeof err) != SQLITE_OK) {
+    if (mt_sql_err(path, stmt, err, sizeof err) != SQLITE_OK) {
         FAIL("%s: fault injection failed: %s", what, err);
         return;
     }
@@ -149,7 +135,7 @@ int main(void)
         "DELETE FROM deductions",
     };
     for (int i = 0; i < 4; ++i)
-        CHECK(sql(ao, stmts[i], err, sizeof err) != SQLITE_OK,
+        CHECK(mt_sql_err(ao, stmts[i], err, sizeof err) != SQLITE_OK,
               "refused: %s (%s)", stmts[i], err);
     st = mt_open(ao);
     CHECK_VERIFY(st, "append-only store still verifies");
