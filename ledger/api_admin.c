@@ -64,12 +64,7 @@ void api_usage_details(request *rq)
         json_decref(o);
     }
     free(rows);
-    if (!ok) {
-        json_decref(arr);
-        reply_error(rq, PROTO_ERR_INTERNAL, "out of memory");
-        return;
-    }
-    reply_json(rq, 200, json_pack("{s:o}", "rows", arr));
+    reply_list(rq, "rows", arr, ok);
 }
 
 void api_usage_records(request *rq)
@@ -144,12 +139,7 @@ void api_totals(request *rq)
         json_decref(o);
     }
     free(rows);
-    if (!ok) {
-        json_decref(arr);
-        reply_error(rq, PROTO_ERR_INTERNAL, "out of memory");
-        return;
-    }
-    reply_json(rq, 200, json_pack("{s:o}", "totals", arr));
+    reply_list(rq, "totals", arr, ok);
 }
 
 void api_node_create(request *rq)
@@ -198,12 +188,7 @@ void api_node_list(request *rq)
             "created_ms", (json_int_t)rows[i].created_at, "last_seen_ms",
             rows[i].last_seen ? json_integer(rows[i].last_seen) : json_null()));
     free(rows);
-    if (!ok) {
-        json_decref(arr);
-        reply_error(rq, PROTO_ERR_INTERNAL, "out of memory");
-        return;
-    }
-    reply_json(rq, 200, json_pack("{s:o}", "nodes", arr));
+    reply_list(rq, "nodes", arr, ok);
 }
 
 void api_audit(request *rq)
@@ -231,10 +216,5 @@ void api_audit(request *rq)
             "body", a->body ? json_string(a->body) : json_null()));
     }
     ledger_audit_free(rows, n);
-    if (!ok) {
-        json_decref(arr);
-        reply_error(rq, PROTO_ERR_INTERNAL, "out of memory");
-        return;
-    }
-    reply_json(rq, 200, json_pack("{s:o}", "audit", arr));
+    reply_list(rq, "audit", arr, ok);
 }

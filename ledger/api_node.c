@@ -177,10 +177,5 @@ void api_node_packs(request *rq)
     for (size_t i = 0; ok && i < n; i++)
         ok = !json_array_append_new(arr, node_pack_json(&rows[i]));
     free(rows);
-    if (!ok) {
-        json_decref(arr);
-        reply_error(rq, PROTO_ERR_INTERNAL, "out of memory");
-        return;
-    }
-    reply_json(rq, 200, json_pack("{s:o}", "packs", arr));
+    reply_list(rq, "packs", arr, ok);
 }

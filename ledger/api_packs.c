@@ -121,12 +121,7 @@ void api_pack_list(request *rq)
     for (size_t i = 0; ok && i < n; i++)
         ok = !json_array_append_new(arr, pack_json(&rows[i]));
     free(rows);
-    if (!ok) {
-        json_decref(arr);
-        reply_error(rq, PROTO_ERR_INTERNAL, "out of memory");
-        return;
-    }
-    reply_json(rq, 200, json_pack("{s:o}", "packs", arr));
+    reply_list(rq, "packs", arr, ok);
 }
 
 void api_pack_get(request *rq)

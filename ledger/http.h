@@ -51,6 +51,9 @@ typedef struct request {
 
 /* Answers with a JSON body (takes the reference).  NULL body: 500. */
 void reply_json(request *rq, int status, json_t *body);
+/* Answers 200 {"KEY": arr} (takes arr); when ok is 0 (building the list
+ * ran out of memory) frees arr and answers 500 instead. */
+void reply_list(request *rq, const char *key, json_t *arr, int ok);
 /* Answers {"error": {"code", "message"}}; message is printf-style. */
 void reply_error(request *rq, proto_error e, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -81,6 +81,16 @@ void reply_json(request *rq, int status, json_t *body)
     reply_text_owned(rq, status, text, PROTO_CONTENT_TYPE, NULL, NULL);
 }
 
+void reply_list(request *rq, const char *key, json_t *arr, int ok)
+{
+    if (!ok) {
+        json_decref(arr);
+        reply_error(rq, PROTO_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    reply_json(rq, 200, json_pack("{s:o}", key, arr));
+}
+
 void reply_error(request *rq, proto_error e, const char *fmt, ...)
 {
     char msg[PROTO_ERRMAX];
