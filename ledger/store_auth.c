@@ -88,21 +88,31 @@ int ledger_node_secret(ledger_store *st, const char *name, char secret[LEDGER_SE
     return rc;
 }
 
-int ledger_node_by_secret(ledger_store *st, const char *secret, char name[METER_NAME_MAX])
+/* The name whose stored SHA-256 of a credential matches `credential`
+ * (sql selects name by $1 = the hex hash); METER_ENOTFOUND with `who` in
+ * the message when none does. */
+static int name_by_credential(ledger_store *st, const char *sql, const char *who,
+                              const char *credential, char name[METER_NAME_MAX])
 {
     char hash[65];
-    store_sha256_hex(secret, hash);
+    store_sha256_hex(credential, hash);
     lparam p[] = { P_TEXT(hash) };
     lres r;
-    int rc = store_exec(st, "SELECT name FROM nodes WHERE secret_sha256 = $1", p, 1, &r);
+    int rc = store_exec(st, sql, p, 1, &r);
     if (rc != METER_OK)
         return rc;
     if (r.nrows == 0)
-        rc = store_fail(st, METER_ENOTFOUND, "no node has this token");
+        rc = store_fail(st, METER_ENOTFOUND, "no %s has this token", who);
     else
         lres_text(&r, 0, 0, name, METER_NAME_MAX);
     lres_free(&r);
     return rc;
+}
+
+int ledger_node_by_secret(ledger_store *st, const char *secret, char name[METER_NAME_MAX])
+{
+    return name_by_credential(st, "SELECT name FROM nodes WHERE secret_sha256 = $1", "node",
+                              secret, name);
 }
 
 struct seen_ctx {
@@ -186,19 +196,8 @@ int ledger_admin_add(ledger_store *st, const char *name, meter_time now,
 
 int ledger_admin_by_token(ledger_store *st, const char *token, char name[METER_NAME_MAX])
 {
-    char hash[65];
-    store_sha256_hex(token, hash);
-    lparam p[] = { P_TEXT(hash) };
-    lres r;
-    int rc = store_exec(st, "SELECT name FROM admins WHERE token_sha256 = $1", p, 1, &r);
-    if (rc != METER_OK)
-        return rc;
-    if (r.nrows == 0)
-        rc = store_fail(st, METER_ENOTFOUND, "no admin has this token");
-    else
-        lres_text(&r, 0, 0, name, METER_NAME_MAX);
-    lres_free(&r);
-    return rc;
+    return name_by_credential(st, "SELECT name FROM admins WHERE token_sha256 = $1", "admin",
+                              token, name);
 }
 
 /* --------------------------------------------------------------- audit -- */
