@@ -154,9 +154,9 @@ int ledger_pack_add(ledger_store *st, const char *id, meter_class type, int64_t 
         return rc;
     if (type != METER_CLASS_GENERAL && type != METER_CLASS_TSC)
         return store_fail(st, METER_EINVAL, "a pack type is general or tsc");
-    if (minutes < 1 || minutes > LEDGER_PACK_MINUTES_MAX)
+    if (minutes < 1 || minutes > METER_PACK_MINUTES_MAX)
         return store_fail(st, METER_EINVAL, "minutes must be 1 to %lld, not %lld",
-                          (long long)LEDGER_PACK_MINUTES_MAX, (long long)minutes);
+                          (long long)METER_PACK_MINUTES_MAX, (long long)minutes);
     if (start < 0)
         return store_fail(st, METER_EINVAL, "a start time cannot be before 1970");
     struct add_ctx c = { id, node && *node ? node : NULL, type, minutes, start, now, who, out };

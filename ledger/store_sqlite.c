@@ -291,7 +291,25 @@ static const char sqlite_v1[] =
     "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
     "  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;";
 
-static const char *const sqlite_migrations[] = { sqlite_v1 };
+/* Version 2: record ids are bound to nodes.  Each id prefix (a node
+ * database's node_id) belongs to one node; existing prefixes go to the
+ * node that sent the earliest record under them. */
+static const char sqlite_v2[] =
+    "CREATE TABLE node_ids ("
+    "  prefix TEXT PRIMARY KEY,"
+    "  node TEXT NOT NULL REFERENCES nodes (name),"
+    "  bound_ms INTEGER NOT NULL,"
+    "  how TEXT NOT NULL CHECK (how IN ('first-use', 'admin', 'migration')));"
+    "CREATE INDEX node_ids_node ON node_ids (node);"
+    "INSERT INTO node_ids (prefix, node, bound_ms, how)"
+    "  SELECT prefix, node, received_ms, 'migration' FROM ("
+    "    SELECT substr(id, 1, instr(id, '-') - 1) AS prefix, node, received_ms,"
+    "           row_number() OVER (PARTITION BY substr(id, 1, instr(id, '-') - 1)"
+    "                              ORDER BY received_ms, id) AS rn"
+    "    FROM records WHERE instr(id, '-') > 1)"
+    "  WHERE rn = 1;";
+
+static const char *const sqlite_migrations[] = { sqlite_v1, sqlite_v2 };
 
 static const struct store_driver sqlite_driver = {
     .name = "sqlite",

@@ -47,9 +47,17 @@ extern "C" {
 #define METER_ID_MAX      96    /* longest record id */
 
 /* Largest duration accepted: 10^15 µs (about 31.7 years).  Billing
- * multiplies in 128 bits; a bill that would not fit int64 is refused. */
+ * multiplies in 128 bits; a bill over METER_BILLED_MAX_US is refused. */
 #define METER_DURATION_MAX_US INT64_C(1000000000000000)
 #define METER_RATIO_NUM_MAX   1000000
+/* Largest amount one record can bill or deduct: 10^18 µs (about 31,700
+ * years of pack time), so one record always fits int64 with room to spare;
+ * a bill beyond it is refused.  Sums over many records are the reader's
+ * care (the ledger sums in 128 bits). */
+#define METER_BILLED_MAX_US   INT64_C(1000000000000000000)
+/* Largest pack: 10^7 minutes (about 19 years of one output). */
+#define METER_PACK_MINUTES_MAX INT64_C(10000000)
+#define METER_PACK_TOTAL_MAX_US (METER_PACK_MINUTES_MAX * METER_US_PER_MIN)
 
 enum meter_error {
     METER_OK          =   0,

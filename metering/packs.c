@@ -12,7 +12,6 @@
 
 #include "internal.h"
 
-#define PACK_MINUTES_MAX INT64_C(10000000)    /* 10^7 minutes ≈ 166,667 hours */
 #define REFUND_WINDOW_MS (5 * METER_MS_PER_DAY) /* 5th day included */
 
 static const char pack_columns[] =
@@ -109,9 +108,9 @@ int meter_pack_add(meter_store *st, const char *id, meter_class type, int64_t mi
 {
     if (type != METER_CLASS_GENERAL && type != METER_CLASS_TSC)
         return meter_fail(st, METER_EINVAL, "unknown pack type (general or tsc)");
-    if (minutes <= 0 || minutes > PACK_MINUTES_MAX)
+    if (minutes <= 0 || minutes > METER_PACK_MINUTES_MAX)
         return meter_fail(st, METER_EINVAL, "pack minutes must be between 1 and %lld, not %lld",
-                          (long long)PACK_MINUTES_MAX, (long long)minutes);
+                          (long long)METER_PACK_MINUTES_MAX, (long long)minutes);
     if (id && !valid_pack_id(id))
         return meter_fail(st, METER_EINVAL, "invalid pack id '%s' (letters, digits, '.', "
                           "'_', '-', ':'; at most %d bytes)", id, METER_NAME_MAX - 1);
@@ -348,7 +347,7 @@ int meter_pack_apply(meter_store *st, const meter_remote_pack *p)
         return meter_fail(st, METER_EINVAL, "assigned pack has an invalid id '%s'",
                           p ? p->id : "");
     if ((p->type != METER_CLASS_GENERAL && p->type != METER_CLASS_TSC) || p->total_us <= 0 ||
-        p->total_us > PACK_MINUTES_MAX * METER_US_PER_MIN || p->start < 0 || p->end <= p->start)
+        p->total_us > METER_PACK_TOTAL_MAX_US || p->start < 0 || p->end <= p->start)
         return meter_fail(st, METER_EINVAL, "assigned pack '%s' has an invalid type, size or "
                           "validity", p->id);
     meter_time now = meter_now();
