@@ -40,7 +40,6 @@
 
 #define LEDGER_SCHEMA_VERSION 2
 #define LEDGER_SECRET_HEX     64   /* node secrets and admin tokens: 32 random bytes */
-#define LEDGER_REFUND_WINDOW_MS (5 * METER_MS_PER_DAY)  /* the 5th day included */
 
 typedef struct ledger_store ledger_store;
 

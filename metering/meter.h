@@ -237,6 +237,43 @@ typedef struct meter_pack {
                                pending (start in the future) > valid */
 } meter_pack;
 
+/* The rules of a pack, one copy for the node and the ledger (the ledger
+ * links libmeter for them).  Pure functions: no store, no clock. */
+typedef struct meter_pack_state {
+    meter_time start, end;
+    int64_t total_us, remaining_us;
+    int64_t deductions;     /* deduction records against it */
+    int frozen;
+    meter_time refunded_at; /* 0 when not refunded */
+} meter_pack_state;
+
+#define METER_PACK_REFUND_WINDOW_MS (5 * METER_MS_PER_DAY)
+
+/* The end of a pack's validity: start + 1 calendar year, UTC (a pack
+ * bought on Feb 29 ends on Mar 1). */
+meter_time meter_pack_end(meter_time start);
+/* "refunded", "frozen", "expired", "exhausted" (remaining ≤ 0), "pending"
+ * (not started) or "valid" — the first that applies, in that order. */
+const char *meter_pack_status(const meter_pack_state *p, meter_time now);
+/* The last instant a refund is accepted: start + 5 × 24 h (the whole 5th
+ * day counts). */
+meter_time meter_pack_refundable_until(meter_time start);
+/* METER_OK when the pack may be refunded now: not refunded (else
+ * METER_EEXIST), never deducted from and now ≤ refundable_until (else
+ * METER_EREFUSED); err says why. */
+int meter_pack_may_refund(const meter_pack_state *p, const char *id, meter_time now,
+                          char err[METER_ERRMAX]);
+/* METER_OK when the pack may be frozen (frozen 1) or unfrozen (0):
+ * METER_EREFUSED for a refunded pack, METER_EEXIST when it already is. */
+int meter_pack_may_freeze(const meter_pack_state *p, const char *id, int frozen,
+                          char err[METER_ERRMAX]);
+/* Pack ids: 1 … METER_NAME_MAX−1 bytes of [A-Za-z0-9._:-], not "-" (the
+ * overage marker). */
+int meter_pack_id_valid(const char *s);
+/* A generated id, "pk-YYYYMMDD-xxxxxxxx": the start day (UTC), then 8 hex
+ * characters of randomness the caller supplies. */
+int meter_pack_id_make(meter_time start, const char *tail_hex, char out[METER_NAME_MAX]);
+
 /* Buys a pack of `minutes` (1 … 10^7) whole minutes.  id NULL: generated
  * ("pk-YYYYMMDD-xxxxxxxx").  start 0: now.  out may be NULL. */
 int meter_pack_add(meter_store *st, const char *id, meter_class type,
@@ -252,13 +289,15 @@ typedef struct meter_pack_filter {
 int meter_pack_list(meter_store *st, const meter_pack_filter *filter,
                     meter_pack **rows, size_t *n);
 
-/* Freeze / unfreeze: refused for refunded packs; freezing a frozen pack or
- * unfreezing an unfrozen one is refused with the reason. */
+/* Freeze / unfreeze: METER_EREFUSED for refunded packs; freezing a frozen
+ * pack or unfreezing an unfrozen one is METER_EEXIST, with the reason
+ * (meter_pack_may_freeze). */
 int meter_pack_freeze(meter_store *st, const char *id);
 int meter_pack_unfreeze(meter_store *st, const char *id);
 /* Refund: only within 5 × 24 h of purchase (now ≤ start + 120 h, so all of
  * the 5th day counts) and only if the pack was never deducted from; else
- * METER_EREFUSED with the reason. */
+ * METER_EREFUSED with the reason (METER_EEXIST when already refunded;
+ * meter_pack_may_refund). */
 int meter_pack_refund(meter_store *st, const char *id);
 
 /* Pack-µs usable right now by `cls` (valid packs only). */

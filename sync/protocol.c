@@ -176,7 +176,7 @@ int proto_record_id_prefix(const char *id, const char *kind, char prefix[METER_I
 
 int proto_valid_pack_id(const char *s)
 {
-    return id_chars(s, METER_NAME_MAX) && strcmp(s, "-") != 0;
+    return meter_pack_id_valid(s);   /* the pack rules' own syntax */
 }
 
 int proto_valid_day(const char *s)

@@ -563,6 +563,18 @@ static void test_pack_rules(ledger_store *st)
     RC(st, ledger_pack_freeze(st, "pk-r2", 0, T0, &alice, NULL), METER_EEXIST,
        "unfreezing an unfrozen pack is a conflict");
 
+    /* the status order is the node's (meter_pack_status): refunded beats
+     * frozen, frozen beats expired */
+    RC(st, ledger_pack_add(st, "pk-fr", METER_CLASS_GENERAL, 10, T0, NULL, T0, &alice, NULL),
+       METER_OK, "buy pk-fr");
+    RC(st, ledger_pack_freeze(st, "pk-fr", 1, T0, &alice, &p), METER_OK, "freeze pk-fr");
+    ledger_pack_get(st, "pk-fr", INT64_C(1803859200000), &p);
+    CHECK_EQ_STR(p.status, "frozen", "frozen beats expired");
+    RC(st, ledger_pack_refund(st, "pk-fr", T0, &alice, &p), METER_OK, "refund frozen pk-fr");
+    CHECK_EQ_STR(p.status, "refunded", "refunded beats frozen");
+    RC(st, ledger_pack_freeze(st, "pk-fr", 0, T0, &alice, NULL), METER_EREFUSED,
+       "a refunded pack cannot be unfrozen");
+
     /* assign: only while unused */
     RC(st, ledger_pack_assign(st, "pk-free", "node-a", T0, &alice, &p), METER_OK,
        "assign the unassigned pk-free to node-a");
@@ -606,8 +618,8 @@ static void test_pack_rules(ledger_store *st)
             nodes += !strcmp(a[i].action, "node.add");
             admins += !strcmp(a[i].action, "admin.add");
         }
-        CHECK_EQ_INT(refunds, 2, "two refunds audited");
-        CHECK_EQ_INT(freezes, 2, "freeze and unfreeze audited");
+        CHECK_EQ_INT(refunds, 3, "three refunds audited");
+        CHECK_EQ_INT(freezes, 3, "freezes and unfreeze audited");
         CHECK_EQ_INT(assigns, 2 + 4, "assignments audited (4 at purchase, 2 later)");
         CHECK_EQ_INT(nodes, 2, "node creations audited");
         CHECK_EQ_INT(admins, 1, "admin creation audited");
@@ -645,7 +657,7 @@ static void test_pack_rules(ledger_store *st)
     }
     f = (ledger_pack_filter){ .type = -1, .status = "refunded" };
     if (RC(st, ledger_pack_list(st, &f, T0 + DAY_MS, &rows, &n), METER_OK, "filter refunded")) {
-        CHECK_EQ_INT((int)n, 2, "two refunded");
+        CHECK_EQ_INT((int)n, 3, "three refunded");
         free(rows);
     }
     f = (ledger_pack_filter){ .type = -1, .node = "node-b" };
