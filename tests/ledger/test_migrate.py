@@ -26,6 +26,9 @@ def load_fixture(lg, backend):
     sql = open(path).read()
     if backend == "sqlite":
         r = subprocess.run(["sqlite3", lg.dbargs[1]], input=sql, capture_output=True, text=True)
+        # the sqlite3 shell created it 0644: meter-ledgerd refuses a ledger
+        # file others can read (it holds the node secrets) until chmod 600
+        os.chmod(lg.dbargs[1], 0o600)
     else:
         r = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", lg.pg_url],
                            input=sql, capture_output=True, text=True)
