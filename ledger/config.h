@@ -3,8 +3,9 @@
  *
  * The config file holds "key = value" lines, keys being the long option
  * names (listen, db, pg, tls-cert, tls-key, allow-bearer, max-body,
- * max-records, console-dir, shutdown-timeout, verbose); '#' starts a
- * comment line.  Options given on the command line win over the file.
+ * max-body-total, max-records, console-dir, shutdown-timeout, verbose);
+ * '#' starts a comment line.  Options given on the command line win over
+ * the file.
  */
 #ifndef LEDGER_CONFIG_H
 #define LEDGER_CONFIG_H
@@ -15,6 +16,7 @@
 
 #define LEDGER_DEFAULT_LISTEN "127.0.0.1:8470"
 #define LEDGER_DEFAULT_DB     "/var/lib/ffmeter/ledger.db"
+#define LEDGER_DEFAULT_BODY_TOTAL ((size_t)64 * 1024 * 1024)
 
 struct ledger_config {
     char *listen;            /* HOST:PORT, [IPv6]:PORT; port 0 = any free one */
@@ -25,6 +27,8 @@ struct ledger_config {
     char *config_file;
     int allow_bearer;
     size_t max_body;         /* bytes */
+    size_t max_body_total;   /* bytes of request bodies held at once, all
+                                connections together */
     int max_records;         /* records per batch */
     int shutdown_timeout_s;  /* how long SIGTERM waits for in-flight requests */
     int verbose;             /* log every request */

@@ -53,7 +53,10 @@ static void usage(FILE *f)
         "  --tls-cert FILE --tls-key FILE   serve HTTPS with this PEM certificate and key\n"
         "  --allow-bearer        also accept 'Authorization: Bearer <node secret>' from nodes\n"
         "  --max-body BYTES      largest request body (default %d; 413 beyond)\n"
+        "  --max-body-total BYTES  request bodies held at once, all connections\n"
+        "                        together (default %zu; 503 + Retry-After beyond)\n"
         "  --max-records N       most records per batch (default and maximum %d)\n"
+
         "  --console-dir DIR     serve the console from DIR instead of the built-in copy\n"
         "  --shutdown-timeout S  on SIGTERM, wait up to S seconds for requests in flight (30)\n"
         "  --verbose             log every request\n"
@@ -63,7 +66,8 @@ static void usage(FILE *f)
         "The server migrates the schema when it starts; it stops cleanly on SIGTERM\n"
         "or SIGINT (no new connections, requests in flight finished).\n"
         "Exit codes: 0 ok; 1 failure; 2 usage error.\n",
-        LEDGER_DEFAULT_LISTEN, LEDGER_DEFAULT_DB, PROTO_MAX_BODY, PROTO_MAX_BATCH);
+        LEDGER_DEFAULT_LISTEN, LEDGER_DEFAULT_DB, PROTO_MAX_BODY, LEDGER_DEFAULT_BODY_TOTAL,
+        PROTO_MAX_BATCH);
 }
 
 static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

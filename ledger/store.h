@@ -137,6 +137,11 @@ int ledger_node_by_secret(ledger_store *st, const char *secret, char name[METER_
  * (METER_EEXIST: a replay), forgets expired nonces, and sets last-seen. */
 int ledger_node_seen(ledger_store *st, const char *name, const char *nonce,
                      meter_time now, meter_time expires);
+/* Whether the node's nonce is still remembered (a read, storing nothing):
+ * METER_EEXIST when it is (a replay), METER_OK when not.  Lets the server
+ * refuse a replayed request before reading its body; ledger_node_seen
+ * stays the check that counts. */
+int ledger_nonce_used(ledger_store *st, const char *name, const char *nonce, meter_time now);
 
 /* --------------------------------------------------------------- admins -- */
 

@@ -237,6 +237,20 @@ int ledger_node_seen(ledger_store *st, const char *name, const char *nonce,
     return store_tx(st, seen_tx, &c);
 }
 
+int ledger_nonce_used(ledger_store *st, const char *name, const char *nonce, meter_time now)
+{
+    lparam p[] = { P_TEXT(name), P_TEXT(nonce), P_INT(now) };
+    lres r;
+    int rc = store_exec(st, "SELECT 1 FROM nonces WHERE node = $1 AND nonce = $2"
+                            " AND expires_ms >= $3", p, 3, &r);
+    if (rc != METER_OK)
+        return rc;
+    int used = r.nrows > 0;
+    lres_free(&r);
+    return used ? store_fail(st, METER_EEXIST, "nonce already used (a replayed request)")
+                : METER_OK;
+}
+
 /* -------------------------------------------------------------- admins -- */
 
 struct admin_add_ctx {

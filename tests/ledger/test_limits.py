@@ -1,0 +1,280 @@
+#!/usr/bin/env python3
+"""test_limits.py BACKEND — what strangers and slow clients can make
+meter-ledgerd hold (TAP).
+
+BACKEND is sqlite or pg.  Runs the real daemon on 127.0.0.1; the attacking
+sockets come from other loopback addresses (127.0.0.10 …).
+
+  amplification  60 connections without valid credentials announce 4 MiB
+                 bodies and send them: refused from the headers, nothing
+                 held (the ledger's VmRSS stays put), real requests work
+  budget         40 connections that pass every check the headers allow
+                 (a known node, a fresh nonce) send 4 MiB bodies slowly:
+                 no more than --max-body-total (64 MiB) is held, the rest
+                 get 503 with Retry-After, and the budget comes back
+  chunked        a chunked body takes its budget as it grows
+
+Bounded: about 10 s.
+"""
+
+import json
+import os
+import re
+import secrets
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ledgertest import LEDGERD, Ledger, Tap, sign, tmpdir, usage  # noqa: E402
+
+MIB = 1024 * 1024
+BODY = 4 * MIB                 # the default --max-body: the largest body allowed
+BUDGET = 64 * MIB              # the default --max-body-total
+
+t = Tap()
+
+
+def rss_kib(lg):
+    with open("/proc/%d/status" % lg.proc.pid) as f:
+        m = re.search(r"^VmRSS:\s+(\d+) kB", f.read(), re.M)
+    return int(m.group(1))
+
+
+def connect(lg, addr, timeout=5):
+    return socket.create_connection(("127.0.0.1", lg.port), timeout=timeout,
+                                    source_address=(addr, 0))
+
+
+def head(target, headers, length=None, method="POST"):
+    lines = ["%s %s HTTP/1.1" % (method, target), "Host: x", "Content-Type: application/json"]
+    lines += ["%s: %s" % kv for kv in headers.items()]
+    if length is not None:
+        lines.append("Content-Length: %d" % length)
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def read_answer(s, wait):
+    """The status and head of an answer on s within wait seconds: (status,
+    head bytes); (None, b"") when none came and the connection is still
+    open; ("closed", …) when it was closed or reset without one."""
+    s.settimeout(wait)
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data:
+            c = s.recv(4096)
+            if not c:
+                break
+            data += c
+    except socket.timeout:
+        if not data:
+            return None, b""
+    except OSError:
+        pass
+    m = re.match(rb"HTTP/1\.[01] (\d{3})", data)
+    return (int(m.group(1)) if m else "closed"), data
+
+
+def send_and_hold(lg, addr, hdr, body_len, out, i):
+    """Sends the head and all but the last byte of the body, then waits
+    briefly for an answer; keeps the socket open (out[i] = (outcome, head,
+    socket)).  outcome: "held" (the ledger took the body and waits for the
+    rest), an HTTP status, or "closed"."""
+    s = None
+    try:
+        s = connect(lg, addr, timeout=20)
+        s.sendall(hdr)
+        chunk = b"x" * 65536
+        left = body_len - 1
+        try:
+            while left > 0:
+                n = s.send(chunk[:min(left, len(chunk))])
+                left -= n
+        except OSError:
+            pass   # refused: the ledger closed without reading the body
+        status, data = read_answer(s, 2)
+        out[i] = ("held" if status is None else status, data, s)
+    except OSError as e:
+        out[i] = ("error %r" % e, b"", s)
+
+
+def attack(lg, heads, addrs, body_len):
+    out = [None] * len(heads)
+    ths = [threading.Thread(target=send_and_hold,
+                            args=(lg, addrs[i % len(addrs)], h, body_len, out, i))
+           for i, h in enumerate(heads)]
+    [th.start() for th in ths]
+    [th.join() for th in ths]
+    return out
+
+
+def close_all(out):
+    for o in out:
+        if o and o[2]:
+            o[2].close()
+
+
+def batch_ok(lg, rid):
+    r = lg.batch([usage(rid)])
+    return r.status == 200 and r.json()["accepted"] == [rid], r
+
+
+def fake_signed(node="node-a"):
+    """Headers that pass every check but the signature itself."""
+    return {"X-Meter-Node": node, "X-Meter-Time": str(int(time.time())),
+            "X-Meter-Nonce": secrets.token_hex(16), "X-Meter-Signature": "ab" * 32}
+
+
+# -------------------------------------------------------- amplification --
+
+def test_amplification(lg):
+    """Bodies of strangers are refused from the headers, never buffered."""
+    kinds = [
+        ("POST", "/v1/usage/batch", lambda: {}),                            # anonymous
+        ("POST", "/v1/usage/batch", lambda: fake_signed("no-such-node")),  # unknown node
+        ("POST", "/v1/usage/batch",
+         lambda: dict(fake_signed(), **{"X-Meter-Time": "1000"})),         # stale time
+        ("POST", "/v1/packs", lambda: {"Authorization": "Bearer " + "0" * 64}),  # wrong token
+        ("POST", "/v1/packs", lambda: {}),                                  # anonymous admin
+        ("POST", "/v1/usage/batch",
+         lambda: {"Authorization": "Bearer " + lg.admin_token}),           # admin as node
+        ("GET", "/healthz", lambda: {}),                                    # a body on a GET
+    ]
+    heads = []
+    for i in range(60):
+        method, target, hdrs = kinds[i % len(kinds)]
+        heads.append(head(target, hdrs(), BODY, method))
+    addrs = ["127.0.0.%d" % a for a in range(10, 15)]     # 12 per address
+    before = rss_kib(lg)
+    out = attack(lg, heads, addrs, BODY)
+    grew = rss_kib(lg) - before
+    held = [o[0] for o in out if o[0] == "held"]
+    refused = [o[0] for o in out if o[0] in (400, 401, 403, "closed")]
+    t.eq(len(held), 0, "60 connections without credentials, 4 MiB bodies each: none is held")
+    t.ok(len(refused) == 60, "…each refused (401/403, 400 for a GET; or closed unread)",
+         sorted(set(str(o[0]) for o in out)))
+    t.ok(grew < 40 * 1024, "…and the ledger's memory stays put (VmRSS grew %d KiB, "
+         "under 40 MiB; holding them would take 240 MiB)" % grew, grew)
+    ok, r = batch_ok(lg, "a-u1")
+    t.ok(ok, "meanwhile a signed batch is accepted", r)
+    r = lg.admin("GET", "/v1/packs")
+    t.ok(r.status == 200, "…and an admin request answered", r)
+    close_all(out)
+
+
+# ---------------------------------------------------------------- budget --
+
+def test_budget(lg):
+    """Credentials that pass the header checks still cannot make the
+    ledger hold more than --max-body-total."""
+    n = 40
+    heads = [head("/v1/usage/batch", fake_signed(), BODY) for _ in range(n)]
+    addrs = ["127.0.0.%d" % a for a in range(20, 24)]     # 10 per address
+    before = rss_kib(lg)
+    out = attack(lg, heads, addrs, BODY)
+    grew = rss_kib(lg) - before
+    held = [o for o in out if o[0] == "held"]
+    busy = [o for o in out if o[0] == 503 and b"\r\nRetry-After: " in o[1]]
+    t.ok(len(held) <= BUDGET // BODY, "40 slow 4 MiB bodies with plausible headers: at most "
+         "%d held (the 64 MiB budget)" % (BUDGET // BODY), len(held))
+    t.ok(len(held) + len(busy) == n, "…the others refused from the headers with 503 and "
+         "Retry-After", sorted(set(str(o[0]) for o in out)))
+    t.ok(grew < (64 + 40) * 1024, "…memory held is about the budget (VmRSS grew %d KiB, "
+         "under 104 MiB; all of them would be 160 MiB)" % grew, grew)
+    r = lg.batch([usage("a-u2")])
+    t.ok(r.status == 503 and r.headers.get("Retry-After") == "1",
+         "a batch while the budget is spent: 503 with Retry-After (the node retries)", r)
+    r = lg.request("GET", "/healthz")
+    t.ok(r.status == 200, "…/healthz (no body) still answers", r)
+    close_all(out)
+    deadline = time.time() + 10
+    ok, r = False, None
+    while not ok and time.time() < deadline:
+        ok, r = batch_ok(lg, "a-u3")
+        if not ok:
+            time.sleep(0.2)
+    t.ok(ok, "once the slow bodies are gone the budget is back: the batch is accepted", r)
+
+
+def test_chunked_budget(lg):
+    """A chunked body (no announced size) takes its budget as it grows: past
+    the budget its connection is closed; within it, it is read."""
+    lg.stop()
+    lg.start("--max-body", "65536", "--max-body-total", "65536")
+    hog = connect(lg, "127.0.0.40")
+    hog.sendall(head("/v1/usage/batch", fake_signed(), 65536) + b" " * 1000)
+    time.sleep(0.5)   # its 64 KiB are reserved: the budget is spent
+    body = json.dumps({"node": "node-a", "records": [usage("a-u4")]}).encode()
+
+    def chunked():
+        h = sign(lg.secrets["node-a"], "POST", "/v1/usage/batch", body)
+        h["Transfer-Encoding"] = "chunked"
+        data = head("/v1/usage/batch", h) + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+        s = connect(lg, "127.0.0.41")
+        try:
+            s.sendall(data)
+            return read_answer(s, 5)
+        finally:
+            s.close()
+    status, _ = chunked()
+    t.eq(status, "closed", "a chunked body while the budget is spent: the connection is closed")
+    hog.close()
+    time.sleep(0.5)
+    status, ans = chunked()
+    t.eq(status, 200, "…and read once there is room")
+    t.ok("max-body-total" in lg.log_text(), "…the log names the budget")
+
+
+def test_options(lg):
+    for args, word in ((["--max-body-total", "1000"], "max-body-total"),
+                       (["--max-body", "8192", "--max-body-total", "4096"], "max-body-total"),
+):
+        rc, out, err = lg.cli(*(args + ["migrate"]))
+        t.ok(rc == 2 and err.count("\n") == 1 and word in err,
+             "%s: a one-line usage error" % " ".join(args), err)
+
+
+def main():
+    if len(sys.argv) != 2 or sys.argv[1] not in ("sqlite", "pg"):
+        print("usage: test_limits.py sqlite|pg", file=sys.stderr)
+        sys.exit(2)
+    backend = sys.argv[1]
+    if not os.access(LEDGERD, os.X_OK):
+        print("Bail out! no meter-ledgerd at %s (make ledger)" % LEDGERD)
+        sys.exit(1)
+    print("# backend %s, %s" % (backend, LEDGERD))
+    tmp = tmpdir("ledger-limits.")
+    lg = None
+    try:
+        try:
+            lg = Ledger(backend, tmp)
+        except Exception as e:
+            t.ok(False, "%s: the database is available" % backend, e)
+            t.done()
+        lg.setup()
+        test_options(lg)
+        lg.start()
+        test_amplification(lg)
+        test_budget(lg)
+        test_chunked_budget(lg)
+        rc = lg.stop()
+        t.ok(rc in (0, None), "SIGTERM: exit 0", rc)
+        log = open(lg.log).read()
+        bad = re.search(r"runtime error: |ERROR: [A-Za-z]+Sanitizer|SUMMARY: [A-Za-z]+Sanitizer",
+                        log)
+        t.ok(not bad, "no sanitizer report in the daemon's log",
+             log[max(0, bad.start() - 200):bad.start() + 3000] if bad else "")
+    except Exception:
+        import traceback
+        t.ok(False, "no exception in the test", traceback.format_exc())
+        if lg:
+            t.diag(lg.log_text())
+    finally:
+        if lg:
+            lg.close()
+    t.done()
+
+
+if __name__ == "__main__":
+    main()
