@@ -24,6 +24,9 @@
  * read up to the limit (and the budget) and the connection is closed when
  * it goes beyond (MHD cannot queue a reply in the middle of an upload).
  *
+ * Slow clients: see the thread model in server_start() and the request
+ * deadline in http_deadline.c.
+ *
  * Shutdown (server_stop): MHD_quiesce_daemon stops accepting, requests in
  * flight are waited for (up to a timeout), replies sent meanwhile carry
  * "Connection: close", then MHD_stop_daemon.
@@ -42,6 +45,7 @@
 #include <microhttpd.h>
 
 #include "http.h"
+#include "http_deadline.h"
 #include "metrics.h"
 
 struct server {
@@ -52,6 +56,7 @@ struct server {
     atomic_int stopping;
     atomic_size_t body_held;      /* bytes reserved for request bodies, all
                                      connections together (--max-body-total) */
+    deadline_watch *deadline;     /* --request-deadline */
     char *tls_cert, *tls_key;     /* PEM text, alive as long as the daemon */
     char mhd_err[METER_ERRMAX];   /* MHD's last log line, for start errors */
     int started;                  /* MHD's start errors are reported by us */
@@ -251,9 +256,9 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
     server *srv = cls;
     struct request_ext *x = *con_cls;
+    deadline_restart(conn);   /* the next request on this connection */
     if (!x)
         return;
     request *rq = &x->rq;
@@ -363,7 +368,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                                  const char *method, const char *version,
                                  const char *upload, size_t *upload_size, void **con_cls)
 {
-    (void)cls, (void)conn, (void)version;
+    (void)cls, (void)version;
     struct request_ext *x = *con_cls;
     if (!x)
         return MHD_NO;   /* out of memory in on_uri */
@@ -394,6 +399,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     }
     if (rq->answered)
         return (enum MHD_Result)rq->queue_rc;
+    deadline_received(conn);
     int ok = 1;
     if (x->route->auth == AUTH_NODE)
         ok = auth_node(rq);
@@ -481,6 +487,18 @@ server *server_start(const struct ledger_config *cfg, store_pool *pool, char err
     }
     srv->cfg = cfg;
     srv->pool = pool;
+    /* Threads: one per connection.  The handlers block — on SQLite's write
+     * lock (busy timeout 10 s), on PostgreSQL round trips — and in
+     * libmicrohttpd's polling models (MHD_OPTION_THREAD_POOL_SIZE, epoll) a
+     * blocked handler stalls every other connection of its worker thread,
+     * /healthz included; with a thread each, a slow request only ever delays
+     * itself.  What threads cost is bounded instead: at most
+     * LEDGER_MAX_CONNECTIONS connections, --max-connections-per-ip of them
+     * from one address (one host cannot take every slot), --request-deadline
+     * for a request to arrive (a trickling client gives its slot back);
+     * beyond its parked stack a connection holds libmicrohttpd's buffer
+     * (MHD_OPTION_CONNECTION_MEMORY_LIMIT) and its share of --max-body-total.
+     * Connections over a limit are closed at once, unanswered. */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
                      MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
@@ -498,13 +516,21 @@ server *server_start(const struct ledger_config *cfg, store_pool *pool, char err
         tls[0] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert };
         tls[1] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key };
     }
+    if (!(srv->deadline = deadline_start(cfg->request_deadline_s))) {
+        snprintf(err, METER_ERRMAX, "cannot start the request-deadline thread");
+        goto fail;
+    }
     srv->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_access, srv,
                               MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,   /* first */
                               MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                               MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
+                              MHD_OPTION_NOTIFY_CONNECTION, deadline_on_connection,
+                              srv->deadline,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,   /* idle */
+                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)LEDGER_MAX_CONNECTIONS,
+                              MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_per_ip,
+                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024,
                               MHD_OPTION_ARRAY, tls,
                               MHD_OPTION_END);
     if (!srv->d) {
@@ -522,6 +548,7 @@ server *server_start(const struct ledger_config *cfg, store_pool *pool, char err
     return srv;
 fail:
     freeaddrinfo(ai);
+    deadline_stop(srv->deadline);
     free(srv->tls_cert);
     free(srv->tls_key);
     free(srv);
@@ -550,6 +577,7 @@ void server_stop(server *srv, int timeout_s)
         ledger_log("stopping: %d request(s) still in flight after %d s, closing them",
                    atomic_load(&srv->inflight), timeout_s);
     MHD_stop_daemon(srv->d);
+    deadline_stop(srv->deadline);   /* after: every connection is closed */
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
     free(srv->tls_cert);

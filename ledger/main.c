@@ -56,7 +56,10 @@ static void usage(FILE *f)
         "  --max-body-total BYTES  request bodies held at once, all connections\n"
         "                        together (default %zu; 503 + Retry-After beyond)\n"
         "  --max-records N       most records per batch (default and maximum %d)\n"
-
+        "  --max-connections-per-ip N  connections at once from one address\n"
+        "                        (default %d, at most %d)\n"
+        "  --request-deadline S  a request must arrive within S seconds, however\n"
+        "                        steadily it trickles in (default %d)\n"
         "  --console-dir DIR     serve the console from DIR instead of the built-in copy\n"
         "  --shutdown-timeout S  on SIGTERM, wait up to S seconds for requests in flight (30)\n"
         "  --verbose             log every request\n"
@@ -67,7 +70,8 @@ static void usage(FILE *f)
         "or SIGINT (no new connections, requests in flight finished).\n"
         "Exit codes: 0 ok; 1 failure; 2 usage error.\n",
         LEDGER_DEFAULT_LISTEN, LEDGER_DEFAULT_DB, PROTO_MAX_BODY, LEDGER_DEFAULT_BODY_TOTAL,
-        PROTO_MAX_BATCH);
+        PROTO_MAX_BATCH, LEDGER_DEFAULT_PER_IP, LEDGER_MAX_CONNECTIONS,
+        LEDGER_DEFAULT_DEADLINE_S);
 }
 
 static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

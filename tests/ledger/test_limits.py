@@ -3,7 +3,8 @@
 meter-ledgerd hold (TAP).
 
 BACKEND is sqlite or pg.  Runs the real daemon on 127.0.0.1; the attacking
-sockets come from other loopback addresses (127.0.0.10 …).
+sockets come from other loopback addresses (127.0.0.10 …), so the per-IP
+connection limit applies to them and not to the test's own requests.
 
   amplification  60 connections without valid credentials announce 4 MiB
                  bodies and send them: refused from the headers, nothing
@@ -13,14 +14,19 @@ sockets come from other loopback addresses (127.0.0.10 …).
                  no more than --max-body-total (64 MiB) is held, the rest
                  get 503 with Retry-After, and the budget comes back
   chunked        a chunked body takes its budget as it grows
+  slowloris      300 sockets from one address trickle a byte a second:
+                 /healthz, asked from 127.0.0.2 every 0.5 s, always answers
+  deadline       requests trickled a byte a second (in the request line,
+                 the headers, the body) are cut at --request-deadline
 
-Bounded: about 10 s.
+Bounded: about 30 s.
 """
 
 import json
 import os
 import re
 import secrets
+import selectors
 import socket
 import sys
 import threading
@@ -197,6 +203,143 @@ def test_budget(lg):
     t.ok(ok, "once the slow bodies are gone the budget is back: the batch is accepted", r)
 
 
+# -------------------------------------------------------------- slowloris --
+
+class Trickler(threading.Thread):
+    """Keeps sockets that each send a byte a second until stopped.  spec:
+    a list of (source address, first bytes, trickled bytes); reconnect: a
+    socket the ledger closed is opened again a second later."""
+
+    def __init__(self, lg, spec, reconnect):
+        super().__init__(daemon=True)
+        self.lg, self.spec, self.reconnect = lg, spec, reconnect
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.socks = [None] * len(spec)
+        self.opened = [None] * len(spec)      # when the current socket opened
+        self.lived = []                        # (opened, closed by the ledger) per socket
+        self.sent = [0] * len(spec)
+
+    def open(self, i):
+        addr, first, _ = self.spec[i]
+        try:
+            s = connect(self.lg, addr, timeout=2)
+            s.sendall(first)
+            s.setblocking(False)
+        except OSError:
+            return
+        self.socks[i], self.opened[i], self.sent[i] = s, time.time(), 0
+
+    def closed(self, i):
+        with self.lock:
+            self.lived.append((self.opened[i], time.time()))
+        self.socks[i].close()
+        self.socks[i] = None
+
+    def open_count(self, older_than=0):
+        """Sockets open, those opened more than older_than seconds ago."""
+        now = time.time()
+        return sum(1 for s, o in zip(self.socks, self.opened)
+                   if s is not None and now - o >= older_than)
+
+    def run(self):
+        for i in range(len(self.spec)):
+            self.open(i)
+        while not self.stop.wait(1.0):
+            sel = selectors.DefaultSelector()
+            for i, s in enumerate(self.socks):
+                if s is not None:
+                    sel.register(s, selectors.EVENT_READ, i)
+            for key, _ in sel.select(0):
+                # closed, reset or answered (an error status): the ledger
+                # ended this request
+                self.closed(key.data)
+            sel.close()
+            for i, s in enumerate(self.socks):
+                if s is None:
+                    if self.reconnect:
+                        self.open(i)
+                    continue
+                rest = self.spec[i][2]
+                try:
+                    s.send(rest[self.sent[i] % len(rest):][:1])
+                    self.sent[i] += 1
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    self.closed(i)
+
+    def finish(self):
+        self.stop.set()
+        self.join(10)
+        for s in self.socks:
+            if s is not None:
+                s.close()
+
+
+def probe_healthz(lg):
+    """/healthz from 127.0.0.2: True when it answered 200 within 3 s."""
+    try:
+        s = connect(lg, "127.0.0.2", timeout=3)
+        try:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            status, _ = read_answer(s, 3)
+            return status == 200
+        finally:
+            s.close()
+    except OSError:
+        return False
+
+
+def test_slowloris(lg):
+    """300 trickling sockets from one host do not make /healthz unreachable."""
+    slow = b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+    spec = [("127.0.0.1", slow, b"X-Slow: " + b"a" * 4000)] * 300
+    tr = Trickler(lg, spec, reconnect=True)
+    tr.start()
+    time.sleep(1.5)
+    answered, probes, most = 0, 0, 0
+    end = time.time() + 10
+    while time.time() < end:
+        probes += 1
+        answered += probe_healthz(lg)
+        most = max(most, tr.open_count(older_than=2))
+        time.sleep(0.5)
+    tr.finish()
+    # sockets refused by the per-IP limit are closed at once; those open for
+    # 2 s are being served
+    t.ok(most >= 16, "the attack is under way: the ledger served %d of the trickling sockets "
+         "at once" % most, most)
+    t.eq(answered, probes, "300 sockets trickling a byte a second: /healthz from another "
+         "address answered every time (%d probes in 10 s)" % probes)
+
+
+def test_deadline(lg):
+    """Requests that trickle in are cut at --request-deadline (3 s here),
+    wherever they trickle: the request line, the headers, the body."""
+    lg.stop()
+    lg.start("--request-deadline", "3")
+    line = ("127.0.0.30", b"GET /hea", b"lthz HTTP/1.1\r\n" + b"a" * 100)
+    header = ("127.0.0.31", b"GET /healthz HTTP/1.1\r\nHost: x\r\n", b"X-Slow: " + b"a" * 100)
+    spec = [line] * 5 + [header] * 10
+    spec += [("127.0.0.32", head("/v1/usage/batch", fake_signed(), 1000),
+              b'{"node":"node-a","records":[' + b" " * 1000) for _ in range(10)]
+    tr = Trickler(lg, spec, reconnect=False)
+    tr.start()
+    time.sleep(1.5)
+    started = tr.open_count()
+    time.sleep(8.5)
+    tr.finish()
+    t.eq(started, len(spec), "25 trickling requests accepted (under the per-IP limit)")
+    t.eq(tr.open_count(), 0, "…none of them still open 10 s later (deadline 3 s; the idle "
+         "timeout alone would have kept them)")
+    t.eq(len(tr.lived), len(spec), "…each closed by the ledger")
+    t.ok("whose request had not arrived after 3 s" in lg.log_text(),
+         "…which says so in its log", lg.log_text()[-1500:])
+    r = lg.request("GET", "/healthz")
+    t.ok(r.status == 200, "the ledger still answers", r)
+
+
 def test_chunked_budget(lg):
     """A chunked body (no announced size) takes its budget as it grows: past
     the budget its connection is closed; within it, it is read."""
@@ -229,7 +372,9 @@ def test_chunked_budget(lg):
 def test_options(lg):
     for args, word in ((["--max-body-total", "1000"], "max-body-total"),
                        (["--max-body", "8192", "--max-body-total", "4096"], "max-body-total"),
-):
+                       (["--max-connections-per-ip", "0"], "max-connections-per-ip"),
+                       (["--max-connections-per-ip", "257"], "max-connections-per-ip"),
+                       (["--request-deadline", "0"], "request-deadline")):
         rc, out, err = lg.cli(*(args + ["migrate"]))
         t.ok(rc == 2 and err.count("\n") == 1 and word in err,
              "%s: a one-line usage error" % " ".join(args), err)
@@ -257,6 +402,8 @@ def main():
         lg.start()
         test_amplification(lg)
         test_budget(lg)
+        test_slowloris(lg)
+        test_deadline(lg)
         test_chunked_budget(lg)
         rc = lg.stop()
         t.ok(rc in (0, None), "SIGTERM: exit 0", rc)
