@@ -3,8 +3,9 @@
  * endpoint handlers (api_*.c) see of a request.
  *
  * One thread per connection; a request's handler runs once its body is
- * fully read (bodies over --max-body are refused with 413 before they are
- * read, see http.c).  A handler answers with exactly one reply_*() call.
+ * fully read, and a body is read only after its headers passed every check
+ * that needs no body (size, type, credentials, the body budget: see
+ * http.c).  A handler answers with exactly one reply_*() call.
  */
 #ifndef LEDGER_HTTP_H
 #define LEDGER_HTTP_H
