@@ -64,10 +64,10 @@ def main():
                  "a database of mode %04o is refused, in one line naming the fix" % bad, err)
         try:
             lg.start()
-            started = True
+            exited = None      # it serves: wrong
         except RuntimeError:   # it exited instead of listening
-            started = False
-        t.ok(not started and lg.proc.wait(10) == 1 and "chmod 600" in lg.log_text(),
+            exited = lg.proc.wait(10)
+        t.ok(exited == 1 and "chmod 600" in lg.log_text(),
              "…and not served: the server exits 1 saying why", lg.log_text()[-500:])
         lg.stop()
 
