@@ -72,7 +72,7 @@ class Reader:
         self.rounds = 0
         self.walks = 0
         self.after = None          # the listing walk's cursor
-        self.last_key = None       # (at_ms, id) of the walk's last record
+        self.last_at = None        # at_ms of the walk's last record
         self.seen = set()          # ids of this walk
         self.seen_totals = {}      # node -> (usage_count, records, billed_us)
         self.used = {}             # pack -> used_us
@@ -128,18 +128,21 @@ class Reader:
         if j is None:
             self.after = None
             return
+        # ordered by (at_ms, id): only at_ms is checked here, since the
+        # order of ids is the database's collation (PostgreSQL's may not
+        # be byte order); a repeated id shows a tie broken inconsistently
         for r in j["records"]:
-            key = (r["at_ms"], r["id"])
-            if self.last_key is not None and key <= self.last_key:
-                self.problem("listing out of order: %r after %r" % (key, self.last_key))
+            if self.last_at is not None and r["at_ms"] < self.last_at:
+                self.problem("listing out of order: %s at %d after %d" %
+                             (r["id"], r["at_ms"], self.last_at))
             if r["id"] in self.seen:
                 self.problem("listing repeats %s within one walk" % r["id"])
             self.seen.add(r["id"])
-            self.last_key = key
+            self.last_at = r["at_ms"]
         self.after = j["next"]
         if not self.after:
             self.walks += 1
-            self.last_key = None
+            self.last_at = None
             self.seen = set()
 
     def round(self):
