@@ -138,6 +138,17 @@ static int node_secret(request *rq, ledger_store *st, const char *node,
     return rc;
 }
 
+/* The answer to a nonce check: 1 when fresh, else 0 after answering 401
+ * (a replay) or the store's error. */
+static int nonce_fresh(request *rq, int rc)
+{
+    if (rc == METER_EEXIST)
+        reply_error(rq, PROTO_ERR_UNAUTHORIZED, "nonce already used: a replayed request");
+    else if (rc != METER_OK)
+        reply_store_error(rq, rc);
+    return rc == METER_OK;
+}
+
 /* Checks a signed request.  Returns 1 (valid; node in rq->node when
  * consume, else only checked), 0 after answering 401 or a store error. */
 static int check_signed(request *rq, int consume, int *valid_out)
@@ -162,15 +173,9 @@ static int check_signed(request *rq, int consume, int *valid_out)
     *valid_out = 1;
     if (!consume)
         return 1;
-    int rc = ledger_node_seen(st, h.node, h.nonce, rq->wall, rq->wall + NONCE_KEEP_MS);
-    if (rc == METER_EEXIST) {
-        reply_error(rq, PROTO_ERR_UNAUTHORIZED, "nonce already used: a replayed request");
+    if (!nonce_fresh(rq, ledger_node_seen(st, h.node, h.nonce, rq->wall,
+                                          rq->wall + NONCE_KEEP_MS)))
         return 0;
-    }
-    if (rc != METER_OK) {
-        reply_store_error(rq, rc);
-        return 0;
-    }
     snprintf(rq->node, sizeof rq->node, "%s", h.node);
     return 1;
 }
@@ -191,16 +196,7 @@ static int signed_early(request *rq)
     memset(secret, 0, sizeof secret);
     if (rc != METER_OK)
         return 0;
-    rc = ledger_nonce_used(st, h.node, h.nonce, rq->wall);
-    if (rc == METER_EEXIST) {
-        reply_error(rq, PROTO_ERR_UNAUTHORIZED, "nonce already used: a replayed request");
-        return 0;
-    }
-    if (rc != METER_OK) {
-        reply_store_error(rq, rc);
-        return 0;
-    }
-    return 1;
+    return nonce_fresh(rq, ledger_nonce_used(st, h.node, h.nonce, rq->wall));
 }
 
 /* Which node holds this bearer token (only with --allow-bearer): 1 found,
