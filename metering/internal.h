@@ -195,5 +195,10 @@ int meter_session_save_segments(meter_store *st, const struct meter_session_stat
 int meter_spool_write(const char *dir, const struct meter_session_state *s,
                       char err[METER_ERRMAX]);
 void meter_spool_remove(const char *dir, const char *session_id);
+/* Whether dir can take spool files now: creates it when missing (its parent
+ * must exist, as for meter_spool_write), then creates and removes a probe
+ * file.  METER_EIO with "cannot create spool directory '…': <cause>" or
+ * "cannot write in spool directory '…': <cause>" when it cannot. */
+int meter_spool_probe(const char *dir, char err[METER_ERRMAX]);
 
 #endif /* METER_INTERNAL_H */

@@ -408,6 +408,13 @@ int meter_verify(meter_store *st,
  * spool file (checkpoints and the final record) that meter_reap() or
  * meter_import_spool() bills later; nothing is lost.  Other errors (a
  * foreign or newer file, a bad codec) fail the open either way.  Without SPOOL the failing call returns the error.
+ *
+ * Nowhere to go: a session opens only when its usage can be kept.  When
+ * the database fails at open and SPOOL is set, the spool directory must
+ * exist or be creatable (its parent must exist) and take a probe file;
+ * else the open fails with METER_EIO and one line naming the database's
+ * problem and the spool directory's ("the usage could go nowhere: …, and
+ * cannot create spool directory '…': Permission denied").
  */
 typedef struct meter_session meter_session;
 
@@ -439,7 +446,9 @@ const char *meter_default_job(void);
 /* Opens (or resumes, see above) a session.  Validates class and codec;
  * with ENFORCE refuses (METER_ENOMINUTES) when no valid pack of the class
  * has minutes.  With SPOOL a database that cannot be opened is not an
- * error: the session runs spooled (meter_session_spooled() says so). */
+ * error when the spool directory can take the usage: the session runs
+ * spooled (meter_session_spooled() says so); when it cannot, METER_EIO
+ * (see "Nowhere to go" above). */
 int meter_session_open(const meter_session_opts *o, meter_session **out,
                        char err[METER_ERRMAX]);
 
