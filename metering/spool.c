@@ -7,6 +7,9 @@
  * renamed, so a file is always whole; the last line "end" proves it.
  * meter_import_spool() bills each file in one transaction and then removes
  * it; a session already billed is skipped, so importing twice is harmless.
+ * meter_spool_probe() tells a session, when it opens, whether the directory
+ * can take its files at all: a session whose usage could go nowhere is not
+ * opened (session.c).
  *
  * Format, one "key value" per line (values are names without control
  * characters, so a line cannot break them):
