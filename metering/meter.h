@@ -45,6 +45,8 @@ extern "C" {
 #define METER_NAME_MAX    128   /* longest job, output, node or pack id (bytes) */
 #define METER_TTYPE_MAX   64    /* longest transcoding-type name */
 #define METER_ID_MAX      96    /* longest record id */
+#define METER_KEY_MAX     64    /* longest idempotency key of a manual record
+                                   (bytes, without the NUL) */
 
 /* Largest duration accepted: 10^15 µs (about 31.7 years).  Billing
  * multiplies in 128 bits; a bill over METER_BILLED_MAX_US is refused. */
@@ -332,6 +334,32 @@ typedef struct meter_usage_result {
 int meter_record(meter_store *st, const meter_usage_in *in,
                  meter_usage_result *out);
 
+/* meter_record() once per idempotency key, for callers that may repeat a
+ * call (`meterctl record` from a scheduler that retries).
+ *   key NULL: the key is the job and output, under the rule of
+ *     METER_SESSION_IDEMPOTENT: when a usage of in->job and in->output was
+ *     already billed in full — by an earlier record, or by a metered output
+ *     that ended "done" (an interrupted run does not count) — nothing is
+ *     billed, whatever the other values.
+ *   key given (1 … METER_KEY_MAX letters, digits, '.', '_', '-', ':'): when
+ *     a record with this key exists with the same job, output, class, codec
+ *     (as given), width, height and duration, nothing is billed; a key
+ *     already used for other values is refused (METER_EEXIST: one key, two
+ *     usages, is the caller's mistake).  Records with distinct keys bill
+ *     separately, even for one job and output.
+ * in->at is never compared: the first record's time stands.  Keys are per
+ * database (per node).
+ * *already (may be NULL) is 1 when nothing was billed because the record
+ * exists, 0 when it was billed now.  out (may be NULL) describes the
+ * record either way: the id and transcoding type of its first usage
+ * record, the amounts summed over all of them (a metered output has one
+ * per picture size).
+ * The record is a session of status "manual" (meter_sessions(), and the
+ * job+output rule above), id "<node_id>-m:<key>" with a key; its usage
+ * records have state "manual". */
+int meter_record_once(meter_store *st, const meter_usage_in *in, const char *key,
+                      meter_usage_result *out, int *already);
+
 typedef struct meter_settle_result {
     int days;          /* (day, class, ttype) groups settled */
     int64_t billed_us;
@@ -405,7 +433,8 @@ typedef struct meter_session_row {
     char status[12];               /* running | done | interrupted |
                                       duplicate (IDEMPOTENT, billed before) |
                                       failed (could not be billed; verify
-                                      reports it) */
+                                      reports it) | manual (a record entered
+                                      by hand, meter_record_once) */
     int64_t duration_us;           /* as of the last checkpoint */
     int segments;
     int pid;
@@ -455,6 +484,13 @@ int meter_verify(meter_store *st,
  * spool file (checkpoints and the final record) that meter_reap() or
  * meter_import_spool() bills later; nothing is lost.  Other errors (a
  * foreign or newer file, a bad codec) fail the open either way.  Without SPOOL the failing call returns the error.
+ *
+ * Nowhere to go: a session opens only when its usage can be kept.  When
+ * the database fails at open and SPOOL is set, the spool directory must
+ * exist or be creatable (its parent must exist) and take a probe file;
+ * else the open fails with METER_EIO and one line naming the database's
+ * problem and the spool directory's ("the usage could go nowhere: …, and
+ * cannot create spool directory '…': Permission denied").
  */
 typedef struct meter_session meter_session;
 
@@ -462,7 +498,9 @@ enum meter_session_flags {
     METER_SESSION_ENFORCE     = 1u << 0,  /* refuse to open when no minutes */
     METER_SESSION_SPOOL       = 1u << 1,  /* on DB failure, spool to a file */
     METER_SESSION_IDEMPOTENT  = 1u << 2,  /* a session of this job+output
-                                             already finished "done": bill
+                                             already finished "done", or a
+                                             manual record of it exists
+                                             (meter_record_once): bill
                                              nothing (status "duplicate");
                                              decided when billing, on every
                                              path (finalize, reap, import).
@@ -486,7 +524,9 @@ const char *meter_default_job(void);
 /* Opens (or resumes, see above) a session.  Validates class and codec;
  * with ENFORCE refuses (METER_ENOMINUTES) when no valid pack of the class
  * has minutes.  With SPOOL a database that cannot be opened is not an
- * error: the session runs spooled (meter_session_spooled() says so). */
+ * error when the spool directory can take the usage: the session runs
+ * spooled (meter_session_spooled() says so); when it cannot, METER_EIO
+ * (see "Nowhere to go" above). */
 int meter_session_open(const meter_session_opts *o, meter_session **out,
                        char err[METER_ERRMAX]);
 
