@@ -278,6 +278,8 @@ check-ffmpeg-src: $(METERCTL) $(LIBMETER_A) $(LIBMETER_PC)
 -include tests/e2e/e2e.mk
 # the load suite (make check-load; not part of check), after e2e.mk likewise
 -include tests/load/load.mk
+# after e2e.mk: the fault suites (kill storm, full disk) add to CHECK_TESTS
+-include tests/faults/faults.mk
 
 # ----------------------------------------------------------------------- demo --
 .PHONY: demo
