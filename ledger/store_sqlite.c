@@ -44,6 +44,12 @@ static int fail_sqlite(struct ledger_store *st, int rc, const char *what)
     switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
+    /* A full disk or an I/O error: nothing was stored (the transaction
+     * rolls back), and it may well pass later — transient, like a lock:
+     * store_tx retries it, and the request is answered 503 with
+     * Retry-After, as the PostgreSQL driver answers disk_full (class 53). */
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
         code = METER_EBUSY;
         break;
     case SQLITE_NOMEM:
