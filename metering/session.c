@@ -460,6 +460,12 @@ static int finalize_locked(meter_session *s, int interrupted, meter_session_summ
         x->updated_at = meter_now();
         rc = spool_state(s, 1, interrupted);
         if (rc == METER_OK) {
+            /* What a billing transaction that then failed to commit had
+             * tallied was rolled back: the summary shows the spooled
+             * state alone. */
+            memset(&sum, 0, sizeof sum);
+            meter_copy(sum.job, sizeof sum.job, x->job);
+            meter_copy(sum.output, sizeof sum.output, x->output);
             sum.spooled = 1;
             for (int i = 0; i < x->nseg; i++)
                 sum.duration_us += x->seg[i].duration_us;
