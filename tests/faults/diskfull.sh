@@ -188,7 +188,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 MNT=$TMP/small
 if ! tmpfs_mount "$MNT" 1m 2>"$TMP/mount.err"; then
-    not_ok "mount a 1 MiB tmpfs (running as root)" "$(cat "$TMP/mount.err")"
+    # root without the right to mount (a container): said, not hidden
+    echo "ok $((TAP_N += 1)) - tmpfs: a full file system # SKIP cannot mount a tmpfs here: $(head -n 1 "$TMP/mount.err")"
     finish
 fi
 SPOOL=$TMP/spool      # on another file system: the spool must have room

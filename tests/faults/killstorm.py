@@ -427,7 +427,7 @@ def main():
          ", ".join(f"{p} {gap_max[p] if gap_max[p] is not None else '-'} µs" for p in PHASES))
     print(f"1..{tap_n}")
     if tap_failed:
-        note(f"files kept in {tmp}" if os.environ.get("KILLSTORM_KEEP") else "")
+        note(f"the jobs' logs, frame tags and faultvfs logs: {tmp}")
     return 1 if tap_failed else 0
 
 
