@@ -7,6 +7,7 @@
 #   make check-ffmpeg-suite SUITE=trixie    filter tests against that Debian
 #                        suite's FFmpeg, built in $(BUILD)/ffmpeg-trixie/
 #   make check-ffmpeg-src SRC=/path/to/ffmpeg   same, for any FFmpeg tree
+#   make fuzz [FUZZ_SECONDS=N] | check-fuzz    libFuzzer targets (tests/fuzz)
 #   make install [PREFIX=… DESTDIR=…] | uninstall | demo | clean | distclean
 #
 # Several build directories: `./configure --builddir=DIR` writes config.mk
@@ -274,6 +275,8 @@ check-ffmpeg-src: $(METERCTL) $(LIBMETER_A) $(LIBMETER_PC)
 -include sync/sync.mk ledger/ledger.mk bench/bench.mk
 # after ledger.mk: the end-to-end tests use LEDGERD and its TEST_ENV entry
 -include tests/e2e/e2e.mk
+# libFuzzer harnesses, built with clang into $(BUILD)/fuzz (make fuzz)
+-include tests/fuzz/fuzz.mk
 
 # ----------------------------------------------------------------------- demo --
 .PHONY: demo
@@ -317,6 +320,6 @@ distclean:
 	rm -rf $(BUILD) config.mk
 
 help:
-	@sed -n '3,11s/^# \{0,1\}//p' Makefile
+	@sed -n '3,12s/^# \{0,1\}//p' Makefile
 
 -include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(UNIT_BINS:=.d)
