@@ -105,7 +105,8 @@ int meter_spool_read(meter_store *st, const char *path, struct meter_session_sta
         *val++ = '\0';
         int w, h;
         int64_t d;
-        if (!strcmp(line, "id")) rc = meter_copy(s->id, sizeof s->id, val) ? METER_EINVAL : 0;
+        /* (the id goes to the ledger as the usage's session_id) */
+        if (!strcmp(line, "id")) rc = meter_check_record_id(val) ? meter_copy(s->id, sizeof s->id, val) : METER_EINVAL;
         else if (!strcmp(line, "job")) rc = meter_check_name(NULL, "job", val) ? METER_EINVAL : meter_copy(s->job, sizeof s->job, val);
         else if (!strcmp(line, "output")) rc = meter_check_name(NULL, "output", val) ? METER_EINVAL : meter_copy(s->output, sizeof s->output, val);
         else if (!strcmp(line, "node")) rc = meter_copy(s->node, sizeof s->node, val) ? METER_EINVAL : 0;

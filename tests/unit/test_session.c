@@ -490,6 +490,35 @@ static void spool(meter_store *st, const char *dir)
     jr = mt_job_rows(st, "J9", &n);
     CHECK_EQ_I64(n, 1, "J9 still one record");
     meter_free(jr);
+
+    /* a spool file whose id or job the ledger could never take is refused
+     * before billing, and kept (found by tests/fuzz/fuzz_spool) */
+    static const struct { const char *name, *id, *job; } bad[] = {
+        { "badid.spool", "bad id", "J11" },
+        { "badjob.spool", "s-11", "J11\xff" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", sp, bad[i].name);
+        FILE *f = fopen(path, "w");
+        if (!f)
+            continue;
+        fprintf(f, "ffmeter-spool 1\nid %s\njob %s\noutput o\nhost elsewhere\n"
+                   "class general\ncodec h264\nfinal 1\nupdated_at %lld\n"
+                   "segment 1280 720 1000000\nend\n", bad[i].id, bad[i].job,
+                (long long)tap_utc(2026, 6, 15, 11, 0, 0));
+        fclose(f);
+        imported = -1;
+        rc = meter_import_spool(st, sp, &imported);
+        CHECK(rc == METER_EINVAL && strstr(meter_errmsg(st), i ? "(line 3)" : "(line 2)") &&
+              imported == 0,
+              "%s refused naming its line (%d: %s)", bad[i].name, rc, meter_errmsg(st));
+        CHECK_EQ_INT(count_spool_files(sp), 1, "%s kept", bad[i].name);
+        unlink(path);
+    }
+    jr = mt_job_rows(st, "J11", &n);
+    CHECK_EQ_I64(n, 0, "nothing billed from them");
+    meter_free(jr);
 }
 
 static void misc(meter_store *st)
@@ -503,6 +532,26 @@ static void misc(meter_store *st)
     CHECK(rc == METER_EINVAL && !s && err[0], "codec vp9 refused (%d)", rc);
     rc = mt_open_session(DB, "Jx", "o", (meter_class)5, "h264", 0, NULL, &s, err);
     CHECK(rc == METER_EINVAL && !s && err[0], "class 5 refused (%d)", rc);
+    /* names go to the ledger in JSON: UTF-8 only (found by
+     * tests/fuzz/fuzz_filter_opts: billed here, then never sendable) */
+    static const char *const bad_utf8[] = { "J\xff", "J\xc0\x80", "J\xed\xa0\x80",
+                                            "J\xf4\x90\x80\x80", "J\xe2\x82" };
+    for (size_t i = 0; i < sizeof bad_utf8 / sizeof *bad_utf8; i++) {
+        rc = mt_open_session(DB, bad_utf8[i], "o", METER_CLASS_GENERAL, "h264", 0, NULL, &s,
+                             err);
+        CHECK(rc == METER_EINVAL && !s && strstr(err, "job is not valid UTF-8"),
+              "job %zu (not UTF-8) refused (%d: %s)", i, rc, err);
+        rc = mt_open_session(DB, "Jx", bad_utf8[i], METER_CLASS_GENERAL, "h264", 0, NULL, &s,
+                             err);
+        CHECK(rc == METER_EINVAL && !s && strstr(err, "output is not valid UTF-8"),
+              "output %zu (not UTF-8) refused (%d: %s)", i, rc, err);
+    }
+    s = must_open("J\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x8e\xac", "o", "h264", 0);
+    meter_session_summary us;
+    memset(&us, 0, sizeof us);
+    seg(s, 640, 480, S(1));
+    CHECK_EQ_INT(meter_session_finalize(s, 0, &us), METER_OK, "a UTF-8 job name is billed");
+    meter_session_close(s);
 
     /* job from $METER_JOB, else meter_default_job() */
     setenv("METER_JOB", "env-job", 1);
