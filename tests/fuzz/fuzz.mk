@@ -36,14 +36,16 @@ fuzz_srcs_sync_config   := sync/config.c sync/protocol.c
 fuzz_srcs_ledger_config := ledger/config.c sync/protocol.c
 fuzz_srcs_time          := cli/args.c sync/protocol.c
 fuzz_srcs_rates         :=
-fuzz_srcs_filter_opts   :=
-fuzz_srcs_spool         :=
+fuzz_srcs_filter_opts   := sync/protocol.c
+fuzz_srcs_spool         := sync/protocol.c
 fuzz_srcs_ledger_http   := $(filter-out ledger/main.c,$(wildcard ledger/*.c)) sync/protocol.c \
                            $(BUILD)/gen/ledger/console_data.c
 fuzz_libs_protocol      := $(JANSSON_LIBS) $(CRYPTO_LIBS)
 fuzz_libs_sync_config   := $(JANSSON_LIBS) $(CRYPTO_LIBS)
 fuzz_libs_ledger_config := $(JANSSON_LIBS) $(CRYPTO_LIBS)
 fuzz_libs_time          := $(JANSSON_LIBS) $(CRYPTO_LIBS)
+fuzz_libs_filter_opts   := $(JANSSON_LIBS) $(CRYPTO_LIBS)
+fuzz_libs_spool         := $(JANSSON_LIBS) $(CRYPTO_LIBS)
 fuzz_libs_ledger_http   := $(MHD_LIBS) $(PQ_LIBS) $(JANSSON_LIBS) $(CRYPTO_LIBS)
 
 # The protocol's codec needs jansson and libcrypto, the ledger also
@@ -51,7 +53,7 @@ fuzz_libs_ledger_http   := $(MHD_LIBS) $(PQ_LIBS) $(JANSSON_LIBS) $(CRYPTO_LIBS)
 ifeq ($(HAVE_CRYPTO),1)
 FUZZ_ALL := protocol sync_config ledger_config time rates filter_opts spool
 else
-FUZZ_ALL := rates filter_opts spool
+FUZZ_ALL := rates
 endif
 ifeq ($(HAVE_MHD)$(HAVE_PQ)$(HAVE_CRYPTO),111)
 FUZZ_ALL += ledger_http

@@ -16,8 +16,9 @@
  *
  * Checked: a refusal has a one-line reason; a session that opened
  * finalizes exactly once (a second finalize says METER_EFINALIZED); its
- * summary bills no less than nothing and covered + overage = billed; and
- * meter_verify finds every money invariant intact afterwards.  The store
+ * summary bills no less than nothing and covered + overage = billed;
+ * meter_verify finds every money invariant intact afterwards; and every
+ * record queued for the ledger is one its decoder takes.  The store
  * starts afresh every 128 inputs.
  *
  * Input lines: JOB, OUTPUT, CODEC, FLAGS, then "W H DURATION_US" per
@@ -32,6 +33,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fuzz_outbox.h"
 #include "fuzz_util.h"
 #include "internal.h"
 
@@ -56,6 +58,7 @@ static void verify(int spooled)
     size_t violations = 0;
     fuzz_check(meter_verify(vst, report, NULL, &violations) == METER_OK, "verify: %s",
                meter_errmsg(vst));
+    fuzz_check_outbox(vst);
 }
 
 static void fresh_store(void)

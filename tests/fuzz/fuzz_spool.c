@@ -7,7 +7,8 @@
  *
  * Checked: a file that reads has an id, a valid job and output, and
  * segments within the duration limit; after an import — billed, skipped or
- * refused — meter_verify finds every money invariant intact; a file that
+ * refused — meter_verify finds every money invariant intact and every
+ * record queued for the ledger is one its decoder takes; a file that
  * imported is gone.  The store is started afresh every 256 inputs so it
  * stays small and verify fast.
  *
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fuzz_outbox.h"
 #include "fuzz_util.h"
 #include "internal.h"
 
@@ -99,6 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t violations = 0;
     fuzz_check(meter_verify(st, report, NULL, &violations) == METER_OK, "verify: %s",
                meter_errmsg(st));
+    fuzz_check_outbox(st);
     unlink(spool_file);
     return 0;
 }
