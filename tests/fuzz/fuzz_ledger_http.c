@@ -15,7 +15,9 @@
  * Checked: every answer is a well-formed HTTP response; a /v1 error
  * answer is a protocol error body whose code matches its status (405 says
  * bad_request); no request gets 500 (a handler or store failure on input
- * a client can send); the server keeps answering.  The database starts
+ * a client can send); a 200 answer to a batch is one the node's client
+ * takes (each id sent listed at most once); a replayed signed request is
+ * refused; the server keeps answering.  The database starts
  * afresh every 4096 inputs.  FUZZ_TRACE=1 prints each request's status.
  *
  * Input:
@@ -237,9 +239,37 @@ static const char *resp_header(const char *head, size_t headlen, const char *nam
     return NULL;
 }
 
+/* A 200 answer to a batch is one the node's client takes: every id it
+ * lists was sent, in one list only (proto_batch_result_parse). */
+static void check_batch_answer(const char *req_body, size_t req_len, const char *body,
+                               size_t blen)
+{
+    json_t *rq = json_loadb(req_body, req_len, JSON_REJECT_DUPLICATES, NULL);
+    json_t *an = json_loadb(body, blen, 0, NULL);
+    const json_t *recs = json_object_get(rq, "records");
+    size_t n = json_array_size(recs);
+    meter_sync_record *sent = calloc(n ? n : 1, sizeof *sent);
+    if (!sent)
+        abort();
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *id = json_string_value(json_object_get(json_array_get(recs, i), "id"));
+        if (id && proto_valid_record_id(id))
+            snprintf(sent[k++].id, sizeof sent->id, "%s", id);
+    }
+    proto_batch_result res;
+    char err[PROTO_ERRMAX];
+    fuzz_check(proto_batch_result_parse(an, sent, k, &res, err) == PROTO_OK,
+               "the client would refuse the ledger's batch answer: %s", err);
+    proto_batch_result_free(&res);
+    free(sent);
+    json_decref(an);
+    json_decref(rq);
+}
+
 /* Checks one answer to a request for `target`. */
 static void check_answer(const buf *resp, const char *method, const char *target,
-                         int want_answer)
+                         int want_answer, const char *req_body, size_t req_len)
 {
     fuzz_check(resp->n > 0 || !want_answer, "no answer at all to %s", target);
     if (resp->n == 0)
@@ -276,6 +306,9 @@ static void check_answer(const buf *resp, const char *method, const char *target
         json_t *j = json_loadb(body, blen, 0, NULL);
         fuzz_check(json_is_object(j), "%d JSON answer does not parse: %.200s", status, body);
         json_decref(j);
+        if (status == 200 && !strcmp(method, "POST") &&
+            !strncmp(target, PROTO_PATH_BATCH, strlen(PROTO_PATH_BATCH)))
+            check_batch_answer(req_body, req_len, body, blen);
     }
 }
 
@@ -398,7 +431,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int round = 0; round < (auth == A_REPLAY ? 2 : 1); round++) {
         buf resp = { 0 };
         exchange(port[which], &req, &resp);
-        check_answer(&resp, method, target, blen <= PROTO_MAX_BODY);
+        check_answer(&resp, method, target, blen <= PROTO_MAX_BODY, body, blen);
         int status = 0;
         if (resp.n)
             sscanf(resp.p, "HTTP/1.%*d %d", &status);
