@@ -10,8 +10,8 @@
 #define FUZZ_UTIL_H
 
 #include <fcntl.h>
-#include <stdarg.h>
 #include <ftw.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +31,7 @@
     } while (0)
 
 __attribute__((noreturn, format(printf, 4, 5)))
-static void fuzz_fail(const char *file, int line, const char *cond, const char *fmt, ...)
+static inline void fuzz_fail(const char *file, int line, const char *cond, const char *fmt, ...)
 {
     char msg[2048];
     int n = snprintf(msg, sizeof msg, "fuzz check failed at %s:%d: %s: ", file, line, cond);
@@ -106,17 +106,6 @@ static inline char *fuzz_rest(fuzz_in *in, size_t *len)
     return s;
 }
 
-/* Next byte of the input, or 0 at the end. */
-static inline unsigned fuzz_byte(fuzz_in *in)
-{
-    if (!in->p || !in->n)
-        return 0;
-    unsigned b = in->p[0];
-    in->p++;
-    in->n--;
-    return b;
-}
-
 static inline void fuzz_fields_free(fuzz_in *in)
 {
     for (int i = 0; i < in->nowned; i++)
@@ -125,7 +114,7 @@ static inline void fuzz_fields_free(fuzz_in *in)
 }
 
 /* An anonymous in-memory file holding data, for readers that take a path:
- * the path is /proc/self/fd/N.  Call fuzz_memfile_close(fd) afterwards. */
+ * the path is /proc/self/fd/N.  close(fd) afterwards. */
 static inline int fuzz_memfile(const uint8_t *data, size_t size, char path[64])
 {
     int fd = memfd_create("fuzz-input", 0);
@@ -146,9 +135,9 @@ static inline int fuzz_memfile(const uint8_t *data, size_t size, char path[64])
     return fd;
 }
 
-/* No harness may wait on a terminal or a pipe: stdin becomes /dev/null and
- * the process leaves its controlling terminal (a config value naming
- * /dev/stdin or /dev/tty then reads nothing instead of blocking). */
+/* No harness may wait on a pipe or a terminal: stdin becomes /dev/null (a
+ * config value naming /dev/stdin then reads nothing instead of blocking;
+ * run-fuzz gives /dev/null as well, and CI has no terminal for /dev/tty). */
 static inline void fuzz_detach_stdin(void)
 {
     int fd = open("/dev/null", O_RDONLY);
@@ -157,7 +146,6 @@ static inline void fuzz_detach_stdin(void)
         if (fd != 0)
             close(fd);
     }
-    setsid();   /* fails when already a group leader: harmless */
 }
 
 /* A private temporary directory (removed by the caller's own cleanup or
