@@ -35,6 +35,7 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -196,11 +197,24 @@ static void exchange(int p, const buf *req, buf *resp)
     fuzz_check(fd >= 0, "socket: %s", strerror(errno));
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    fuzz_check(connect(fd, (struct sockaddr *)&a, sizeof a) == 0,
-               "the ledger does not take connections any more: %s", strerror(errno));
+    int rc = connect(fd, (struct sockaddr *)&a, sizeof a);
+    if (rc != 0 && errno == EINTR) {
+        /* libFuzzer's SIGALRM (its -timeout watch) interrupted it: the
+         * connection goes on being made, wait for it */
+        struct pollfd pfd = { fd, POLLOUT, 0 };
+        int soerr = 0;
+        socklen_t sl = sizeof soerr;
+        while ((rc = poll(&pfd, 1, 15000)) < 0 && errno == EINTR)
+            ;
+        rc = rc == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && !soerr ? 0 : -1;
+        errno = soerr ? soerr : ETIMEDOUT;
+    }
+    fuzz_check(rc == 0, "the ledger does not take connections any more: %s", strerror(errno));
     size_t off = 0;
     while (off < req->n) {
         ssize_t w = send(fd, req->p + off, req->n - off, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
         if (w <= 0)
             break;   /* the server may answer (413) and close before the end */
         off += (size_t)w;
