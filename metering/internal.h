@@ -27,6 +27,9 @@
 #define METER_APP_ID "ffmeter"
 #define METER_APP_ID_INT "0x464D5452"  /* PRAGMA application_id: "FMTR" */
 #define METER_BUSY_TIMEOUT_MS 10000
+/* The last millisecond a time may name: 9999-12-31T23:59:59.999Z (what
+ * meter_parse_time reads and the wire carries). */
+#define METER_TIME_MAX_MS INT64_C(253402300799999)
 
 struct meter_store {
     sqlite3 *db;

@@ -156,8 +156,14 @@ int meter_session_bill_tx(meter_store *st, const struct meter_session_state *s,
     meter_copy(sum->job, sizeof sum->job, s->job);
     meter_copy(sum->output, sizeof sum->output, s->output);
     int64_t total = 0;
-    for (int i = 0; i < s->nseg; i++)
+    for (int i = 0; i < s->nseg; i++) {
+        /* each segment is 0 … METER_DURATION_MAX_US; so must their sum be,
+         * or it overflows (thousands of maximal segments) */
+        if (s->seg[i].duration_us > METER_DURATION_MAX_US - total)
+            return meter_fail(st, METER_EINVAL, "session %s: its segments add up to more than "
+                              "%lld µs", s->id, (long long)METER_DURATION_MAX_US);
         total += s->seg[i].duration_us;
+    }
     if (dup) {
         sum->already_billed = 1;
         sum->duration_us = total;

@@ -519,6 +519,56 @@ static void spool(meter_store *st, const char *dir)
     jr = mt_job_rows(st, "J11", &n);
     CHECK_EQ_I64(n, 0, "nothing billed from them");
     meter_free(jr);
+
+    /* times outside what the ledger takes, and segments adding up past
+     * METER_DURATION_MAX_US (thousands of them overflowed the sum: UB),
+     * are refused naming the line (found by tests/fuzz/fuzz_spool) */
+    static const struct { const char *name, *tail; int line; } badt[] = {
+        { "negative.spool", "opened_at -5\nupdated_at 1781521200000\n"
+                            "segment 1 1 1000000\n", 9 },
+        { "year10000.spool", "opened_at 1781521200000\nupdated_at 253402300800000\n"
+                             "segment 1 1 1000000\n", 10 },
+        { "total.spool", "opened_at 1781521200000\nupdated_at 1781521260000\n"
+                         "segment 100 100 1000000000000000\nsegment 101 100 1\n", 12 },
+    };
+    for (size_t i = 0; i < sizeof badt / sizeof *badt; i++) {
+        char path[4200], want[32];
+        snprintf(path, sizeof path, "%s/%s", sp, badt[i].name);
+        FILE *f = fopen(path, "w");
+        if (!f)
+            continue;
+        fprintf(f, "ffmeter-spool 1\nid s-13\njob J13\noutput o\nhost elsewhere\n"
+                   "class general\ncodec h264\nfinal 1\n%send\n", badt[i].tail);
+        fclose(f);
+        imported = -1;
+        rc = meter_import_spool(st, sp, &imported);
+        snprintf(want, sizeof want, "(line %d)", badt[i].line);
+        CHECK(rc == METER_EINVAL && strstr(meter_errmsg(st), want) && imported == 0,
+              "%s refused at line %d (%d: %s)", badt[i].name, badt[i].line, rc,
+              meter_errmsg(st));
+        unlink(path);
+    }
+    jr = mt_job_rows(st, "J13", &n);
+    CHECK_EQ_I64(n, 0, "nothing billed from them");
+    meter_free(jr);
+
+    /* no opened_at and an early updated_at: the start is not put before
+     * 1970 (it was: started_at -59900, which the ledger refuses) */
+    char path[4200];
+    snprintf(path, sizeof path, "%s/early.spool", sp);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs("ffmeter-spool 1\nid s-14\njob J14\noutput o\nhost elsewhere\nclass general\n"
+              "codec h264\nfinal 1\nupdated_at 100\nsegment 1280 720 60000000\nend\n", f);
+        fclose(f);
+    }
+    CHECK_RC(st, meter_import_spool(st, sp, &imported), METER_OK, "early spool file imported");
+    jr = mt_job_rows(st, "J14", &n);
+    if (CHECK_EQ_I64(n, 1, "J14 billed once")) {
+        CHECK_EQ_I64(jr[0].started_at, 0, "its start is 1970, not before");
+        CHECK_EQ_I64(jr[0].recorded_at, 100, "recorded at its last state");
+    }
+    meter_free(jr);
 }
 
 static void misc(meter_store *st)
@@ -576,6 +626,17 @@ static void misc(meter_store *st)
     memset(&sum, 0, sizeof sum);
     meter_session_finalize(s, 0, &sum);
     CHECK_EQ_STR(sum.job, dj, "job defaults to meter_default_job()");
+    meter_session_close(s);
+
+    /* segments adding up past METER_DURATION_MAX_US: refused, not summed
+     * past it (thousands of maximal ones overflowed int64) */
+    s = must_open("Jhuge", "o", "h264", 0);
+    CHECK_EQ_INT(meter_session_segment(s, 100, 100, INT64_C(1000000000000000)), METER_OK,
+                 "a maximal segment");
+    CHECK_EQ_INT(meter_session_segment(s, 101, 100, 1), METER_OK, "and one more µs");
+    rc = meter_session_finalize(s, 0, NULL);
+    CHECK(rc == METER_EINVAL && strstr(meter_session_errmsg(s), "add up to more than"),
+          "a session longer than the limit refused (%d: %s)", rc, meter_session_errmsg(s));
     meter_session_close(s);
 
     /* finalize with no segment at all: nothing to bill, still once */
