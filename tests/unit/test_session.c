@@ -639,6 +639,28 @@ static void misc(meter_store *st)
           "a session longer than the limit refused (%d: %s)", rc, meter_session_errmsg(s));
     meter_session_close(s);
 
+    /* two records whose bills each fit int64 but whose sum does not (an
+     * operator's ratio of 1 000 000 over 58 days of output each): refused
+     * as a whole, nothing recorded (the sum overflowed: UB) */
+    CHECK_RC(st, meter_rate_set(st, METER_CLASS_GENERAL, "Standard.H264.SD", "1000000"),
+             METER_OK, "a huge SD ratio");
+    CHECK_RC(st, meter_rate_set(st, METER_CLASS_GENERAL, "Standard.H264.HD", "1000000"),
+             METER_OK, "a huge HD ratio");
+    s = must_open("Jbill", "o", "h264", 0);
+    meter_session_segment(s, 640, 360, INT64_C(5000000000000));
+    meter_session_segment(s, 1280, 720, INT64_C(5000000000000));
+    rc = meter_session_finalize(s, 0, NULL);
+    CHECK(rc == METER_EINVAL && strstr(meter_session_errmsg(s), "bill overflows"),
+          "a session whose bills add up past int64 refused (%d: %s)", rc,
+          meter_session_errmsg(s));
+    meter_session_close(s);
+    size_t nb = 0;
+    meter_job_row *jb = mt_job_rows(st, "Jbill", &nb);
+    CHECK_EQ_I64(nb, 0, "none of its records kept");
+    meter_free(jb);
+    meter_rate_unset(st, METER_CLASS_GENERAL, "Standard.H264.SD");
+    meter_rate_unset(st, METER_CLASS_GENERAL, "Standard.H264.HD");
+
     /* finalize with no segment at all: nothing to bill, still once */
     s = must_open("Jempty", "o", "h264", 0);
     memset(&sum, 0, sizeof sum);
