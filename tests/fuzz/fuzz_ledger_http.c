@@ -387,7 +387,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     enum auth auth = auth_of(aw);
 
     buf hdrs = { 0 };
-    int has_ct = 0;
+    int has_ct = 0, has_te = 0;
     for (char *h; hdrs.n < 16384 && (h = fuzz_field(&in, '\n')) && *h;) {
         char *o = h;   /* drop CRs: each line stays one header line */
         for (char *p = h; *p; p++)
@@ -397,6 +397,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!*h)
             break;
         has_ct |= strncasecmp(h, "Content-Type:", 13) == 0;
+        has_te |= strncasecmp(h, "Transfer-Encoding:", 18) == 0;
         putf(&hdrs, "%.1000s\r\n", h);
     }
     size_t blen;
@@ -448,7 +449,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int round = 0; round < (auth == A_REPLAY ? 2 : 1); round++) {
         buf resp = { 0 };
         exchange(port[which], &req, &resp);
-        check_answer(&resp, method, target, blen <= PROTO_MAX_BODY, body, blen);
+        /* a body that is not the chunked encoding it claims, or chunked over
+         * the limit: libmicrohttpd closes without an answer (http.c) */
+        check_answer(&resp, method, target, blen <= PROTO_MAX_BODY && !has_te, body, blen);
         int status = 0;
         if (resp.n)
             sscanf(resp.p, "HTTP/1.%*d %d", &status);
