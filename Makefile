@@ -9,6 +9,7 @@
 #   make check-ffmpeg-suite SUITE=trixie    filter tests against that Debian
 #                        suite's FFmpeg, built in $(BUILD)/ffmpeg-trixie/
 #   make check-ffmpeg-src SRC=/path/to/ffmpeg   same, for any FFmpeg tree
+#   make fuzz [FUZZ_SECONDS=N] | check-fuzz    libFuzzer targets (tests/fuzz)
 #   make install [PREFIX=… DESTDIR=…] | uninstall | demo | clean | distclean
 #
 # Several build directories: `./configure --builddir=DIR` writes config.mk
@@ -280,6 +281,8 @@ check-ffmpeg-src: $(METERCTL) $(LIBMETER_A) $(LIBMETER_PC)
 -include tests/load/load.mk
 # after e2e.mk: the fault suites (kill storm, full disk) add to CHECK_TESTS
 -include tests/faults/faults.mk
+# libFuzzer harnesses, built with clang into $(BUILD)/fuzz (make fuzz)
+-include tests/fuzz/fuzz.mk
 
 # ----------------------------------------------------------------------- demo --
 .PHONY: demo
@@ -323,6 +326,6 @@ distclean:
 	rm -rf $(BUILD) config.mk
 
 help:
-	@sed -n '3,13s/^# \{0,1\}//p' Makefile
+	@sed -n '3,14s/^# \{0,1\}//p' Makefile
 
 -include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(UNIT_BINS:=.d)

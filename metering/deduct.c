@@ -213,6 +213,12 @@ int meter_record_tx(meter_store *st, const meter_usage_in *in, const char *sessi
     meter_time at = in->at ? in->at : meter_now();
     if (!started_at)
         started_at = at - in->duration_us / 1000;
+    /* a start before 1970 or after the record (a bogus clock or spool
+     * file) would make the record one the ledger refuses */
+    if (started_at < 0)
+        started_at = 0;
+    if (started_at > at)
+        started_at = at;
     char node[METER_NAME_MAX], day[11];
     int offset;
     if ((rc = meter_get_node(st, node)) != METER_OK ||

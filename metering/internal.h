@@ -27,6 +27,9 @@
 #define METER_APP_ID "ffmeter"
 #define METER_APP_ID_INT "0x464D5452"  /* PRAGMA application_id: "FMTR" */
 #define METER_BUSY_TIMEOUT_MS 10000
+/* The last millisecond a time may name: 9999-12-31T23:59:59.999Z (what
+ * meter_parse_time reads and the wire carries). */
+#define METER_TIME_MAX_MS INT64_C(253402300799999)
 
 struct meter_store {
     sqlite3 *db;
@@ -96,8 +99,15 @@ meter_time meter_add_years(meter_time t, int n);
 int meter_parse_offset(const char *s, int *minutes);
 
 /* Names checked everywhere: non-empty, ≤ METER_NAME_MAX-1 bytes, printable,
- * no control characters. `what` names the field in the error. */
+ * no control characters, valid UTF-8 (they go to the ledger in JSON).
+ * `what` names the field in the error. */
 int meter_check_name(char *err, const char *what, const char *s);
+/* 1 when s is valid UTF-8 (no overlong forms, surrogates, or code points
+ * beyond U+10FFFF: what JSON, and so the ledger, takes). */
+int meter_utf8_valid(const char *s);
+/* 1 when s can be a record id on the wire (sync/PROTOCOL.md): 1 to
+ * METER_ID_MAX-1 bytes of letters, digits, '.', '_', '-', ':'. */
+int meter_check_record_id(const char *s);
 
 /* Charges `billed_us` pack-µs of (cls, ttype) at time `at` against valid
  * packs (earliest end, then start, then id), splitting, and writes the rest

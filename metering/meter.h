@@ -167,7 +167,8 @@ int meter_rate_lookup(meter_store *st, meter_class cls,
  * ttype must be one the classifier can produce for the class: general
  * "Standard.<CODEC>.<TIER>", "Audio", "Remuxing"; tsc "TESHD-10.<CODEC>.<TIER>",
  * "TESHD-20.Audio", "Remuxing" (CODEC upper-case letters/digits, TIER one of
- * SD HD FHD 2K 4K 8K).  A new CODEC becomes classifiable. */
+ * SD HD FHD 2K 4K 8K).  A new CODEC becomes classifiable; a built-in alias
+ * the classifier renames (HEVC → H265, AAC → Audio) is refused. */
 int meter_rate_set(meter_store *st, meter_class cls,
                    const char *ttype, const char *ratio);
 /* Removes an override (back to the built-in row, or gone if none). */

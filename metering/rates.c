@@ -359,11 +359,25 @@ static int parse_ratio(const char *s, int64_t *num, int64_t *den)
     return METER_OK;
 }
 
+/* The canonical codec an alias names ("HEVC" → "H265"), or NULL when the
+ * name is no built-in alias. */
+static const char *alias_canon(const char *name)
+{
+    for (size_t i = 0; i < sizeof aliases / sizeof *aliases; i++)
+        if (alias_match(aliases[i].name, name))
+            return aliases[i].canon;
+    return NULL;
+}
+
 /* A type the classifier can produce for this class: a built-in audio or
  * remux name, or "<class prefix>.<CODEC>.<tier>" with CODEC letters and
- * digits (new codecs welcome) and one of the tiers. */
-static int valid_ttype(meter_class cls, const char *t)
+ * digits (new codecs welcome) and one of the tiers.  A CODEC that is a
+ * built-in alias must be its canonical video name: the classifier turns
+ * "hevc" into H265 and "aac" into Audio, so a row for Standard.HEVC.HD or
+ * Standard.AAC.HD could never apply. */
+static int valid_ttype(meter_class cls, const char *t, const char **alias_of)
 {
+    *alias_of = NULL;
     for (int i = 0; i < NOTHER; i++)
         if (other_rates[i].cls == cls && strcmp(other_rates[i].ttype, t) == 0)
             return 1;
@@ -377,6 +391,14 @@ static int valid_ttype(meter_class cls, const char *t)
     for (const char *c = codec; c < dot; c++)
         if (!isupper((unsigned char)*c) && !isdigit((unsigned char)*c))
             return 0;
+    char name[16];
+    memcpy(name, codec, (size_t)(dot - codec));
+    name[dot - codec] = '\0';
+    const char *canon = alias_canon(name);
+    if (canon && (strcmp(canon, name) || !strcmp(canon, "AUDIO") || !strcmp(canon, "REMUX"))) {
+        *alias_of = canon;
+        return 0;
+    }
     for (int i = 0; i < NTIERS; i++)
         if (strcmp(dot + 1, tiers[i].name) == 0)
             return 1;
@@ -387,7 +409,19 @@ int meter_rate_set(meter_store *st, meter_class cls, const char *ttype, const ch
 {
     if (cls != METER_CLASS_GENERAL && cls != METER_CLASS_TSC)
         return meter_fail(st, METER_EINVAL, "unknown class (general or tsc)");
-    if (!ttype || !valid_ttype(cls, ttype))
+    const char *alias_of;
+    if (ttype && !valid_ttype(cls, ttype, &alias_of) && alias_of) {
+        const char *use = !strcmp(alias_of, "REMUX") ? "Remuxing"
+                        : strcmp(alias_of, "AUDIO") ? NULL
+                        : cls == METER_CLASS_TSC ? "TESHD-20.Audio" : "Audio";
+        if (use)
+            return meter_fail(st, METER_EINVAL, "transcoding type '%s' can never be billed: the "
+                              "classifier bills that codec as %s", ttype, use);
+        return meter_fail(st, METER_EINVAL, "transcoding type '%s' can never be billed: the "
+                          "classifier names that codec %s (%s.%s.<TIER>)", ttype, alias_of,
+                          video_prefix(cls), alias_of);
+    }
+    if (!ttype || !valid_ttype(cls, ttype, &alias_of))
         return meter_fail(st, METER_EINVAL, "unknown transcoding type '%s' for %s (like "
                           "%s.VP9.HD, tiers SD HD FHD 2K 4K 8K, or %s)", ttype ? ttype : "",
                           meter_class_name(cls), video_prefix(cls),

@@ -15,6 +15,7 @@
  * session's lock is held; `detached` and `finalized` are atomics so the
  * registry can read them without the session's lock.
  */
+#include <ctype.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -241,6 +242,11 @@ static int attach_store(meter_session *s)
         meter_copy(x->node, sizeof x->node, x->host);
         snprintf(x->id, sizeof x->id, "%.40s-%d-%lld-%u", x->host, x->pid,
                  (long long)x->opened_at, atomic_fetch_add(&spool_counter, 1) + 1);
+        /* a record id on the wire: a host name with other characters
+         * (Linux allows them) must not make the usage unsendable */
+        for (char *p = x->id; *p; p++)
+            if (!isalnum((unsigned char)*p) && !strchr("._-:", *p))
+                *p = '_';
         return METER_OK;
     }
     return rc;

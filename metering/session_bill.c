@@ -6,6 +6,7 @@
  * status in the same transaction that writes the usage; a second attempt
  * (a retry, the reaper, a spool import) finds it final and bills nothing.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,8 +169,14 @@ int meter_session_bill_tx(meter_store *st, const struct meter_session_state *s,
     meter_copy(sum->job, sizeof sum->job, s->job);
     meter_copy(sum->output, sizeof sum->output, s->output);
     int64_t total = 0;
-    for (int i = 0; i < s->nseg; i++)
+    for (int i = 0; i < s->nseg; i++) {
+        /* each segment is 0 … METER_DURATION_MAX_US; so must their sum be,
+         * or it overflows (thousands of maximal segments) */
+        if (s->seg[i].duration_us > METER_DURATION_MAX_US - total)
+            return meter_fail(st, METER_EINVAL, "session %s: its segments add up to more than "
+                              "%lld µs", s->id, (long long)METER_DURATION_MAX_US);
         total += s->seg[i].duration_us;
+    }
     if (dup) {
         sum->already_billed = 1;
         sum->duration_us = total;
@@ -205,6 +212,12 @@ int meter_session_bill_tx(meter_store *st, const struct meter_session_state *s,
         meter_usage_result u;
         rc = meter_record_tx(st, &in, s->id, status, s->opened_at, bill, &u, sum->packs,
                              sizeof sum->packs);
+        /* each record's bill fits int64 (meter_bill); their sum must too
+         * (ratios up to METER_RATIO_NUM_MAX over weeks of output do not):
+         * the caller's transaction then takes none of it */
+        if (rc == METER_OK && u.billed_us > INT64_MAX - sum->billed_us)
+            rc = meter_fail(st, METER_EINVAL, "session %s: its bill overflows (more than "
+                            "%lld pack-µs)", s->id, (long long)INT64_MAX);
         if (rc == METER_OK) {
             sum->segments++;
             sum->duration_us += r.duration;

@@ -101,6 +101,19 @@ void meter_spool_remove(const char *dir, const char *session_id)
     unlink(path);
 }
 
+/* A time of a spool file: epoch milliseconds, 0 … METER_TIME_MAX_MS (it
+ * dates the usage records, which the ledger takes only in that range). */
+static int read_time(const char *val, meter_time *out)
+{
+    char *end;
+    errno = 0;
+    long long t = strtoll(val, &end, 10);
+    if (end == val || *end || errno || t < 0 || t > METER_TIME_MAX_MS)
+        return METER_EINVAL;
+    *out = t;
+    return METER_OK;
+}
+
 /* Parses one spool file; METER_EINVAL names the first bad line. */
 int meter_spool_read(meter_store *st, const char *path, struct meter_session_state *s)
 {
@@ -111,6 +124,7 @@ int meter_spool_read(meter_store *st, const char *path, struct meter_session_sta
                           strerror(errno));
     char line[512];
     int lineno = 0, ended = 0, rc = METER_OK;
+    int64_t total = 0;   /* Σ segments: at most METER_DURATION_MAX_US */
     while (rc == METER_OK && fgets(line, sizeof line, f)) {
         lineno++;
         line[strcspn(line, "\n")] = '\0';
@@ -131,7 +145,8 @@ int meter_spool_read(meter_store *st, const char *path, struct meter_session_sta
         *val++ = '\0';
         int w, h;
         int64_t d;
-        if (!strcmp(line, "id")) rc = meter_copy(s->id, sizeof s->id, val) ? METER_EINVAL : 0;
+        /* (the id goes to the ledger as the usage's session_id) */
+        if (!strcmp(line, "id")) rc = meter_check_record_id(val) ? meter_copy(s->id, sizeof s->id, val) : METER_EINVAL;
         else if (!strcmp(line, "job")) rc = meter_check_name(NULL, "job", val) ? METER_EINVAL : meter_copy(s->job, sizeof s->job, val);
         else if (!strcmp(line, "output")) rc = meter_check_name(NULL, "output", val) ? METER_EINVAL : meter_copy(s->output, sizeof s->output, val);
         else if (!strcmp(line, "node")) rc = meter_copy(s->node, sizeof s->node, val) ? METER_EINVAL : 0;
@@ -142,16 +157,16 @@ int meter_spool_read(meter_store *st, const char *path, struct meter_session_sta
         else if (!strcmp(line, "pid")) s->pid = atoi(val);
         else if (!strcmp(line, "proc_start")) s->proc_start = strtoll(val, NULL, 10);
         else if (!strcmp(line, "boot_id")) rc = meter_copy(s->boot_id, sizeof s->boot_id, val) ? METER_EINVAL : 0;
-        else if (!strcmp(line, "opened_at")) s->opened_at = strtoll(val, NULL, 10);
-        else if (!strcmp(line, "updated_at")) s->updated_at = strtoll(val, NULL, 10);
+        else if (!strcmp(line, "opened_at")) rc = read_time(val, &s->opened_at);
+        else if (!strcmp(line, "updated_at")) rc = read_time(val, &s->updated_at);
         else if (!strcmp(line, "final")) s->final = atoi(val);
         else if (!strcmp(line, "interrupted")) s->interrupted = atoi(val);
         else if (!strcmp(line, "segment")) {
             if (sscanf(val, "%d %d %" SCNd64, &w, &h, &d) != 3 || w < 0 || h < 0 || d < 0 ||
-                d > METER_DURATION_MAX_US)
+                d > METER_DURATION_MAX_US - total)
                 rc = METER_EINVAL;
-            else
-                rc = meter_state_push(s, w, h, d);
+            else if ((rc = meter_state_push(s, w, h, d)) == METER_OK)
+                total += d;
         } else
             rc = METER_EINVAL;
     }

@@ -1,6 +1,7 @@
 /*
  * util.c — errors, transactions, statement helpers and record ids.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -175,6 +176,37 @@ int meter_next_id(meter_store *st, char kind, int64_t *seq, char id[METER_ID_MAX
     return METER_OK;
 }
 
+int meter_utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned c = *p, n, u;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF)
+            n = 1, u = c & 0x1F;
+        else if (c >= 0xE0 && c <= 0xEF)
+            n = 2, u = c & 0x0F;
+        else if (c >= 0xF0 && c <= 0xF4)
+            n = 3, u = c & 0x07;
+        else
+            return 0;   /* a continuation byte first, or no UTF-8 lead byte */
+        for (unsigned i = 1; i <= n; i++) {
+            if ((p[i] & 0xC0) != 0x80)
+                return 0;   /* cut short (a NUL ends it here too) */
+            u = (u << 6) | (p[i] & 0x3F);
+        }
+        /* overlong forms, UTF-16 surrogates and beyond U+10FFFF */
+        if ((n == 2 && u < 0x800) || (n == 3 && u < 0x10000) || u > 0x10FFFF ||
+            (u >= 0xD800 && u <= 0xDFFF))
+            return 0;
+        p += n + 1;
+    }
+    return 1;
+}
+
 int meter_check_name(char *err, const char *what, const char *s)
 {
     if (!s || !*s)
@@ -186,7 +218,21 @@ int meter_check_name(char *err, const char *what, const char *s)
     for (const unsigned char *p = (const unsigned char *)s; *p; p++)
         if (*p < 0x20 || *p == 0x7f)
             return meter_fail_buf(err, METER_EINVAL, "%s contains a control character", what);
+    /* names travel to the ledger in JSON, which carries UTF-8 only */
+    if (!meter_utf8_valid(s))
+        return meter_fail_buf(err, METER_EINVAL, "%s is not valid UTF-8", what);
     return METER_OK;
+}
+
+int meter_check_record_id(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n >= METER_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && !strchr("._-:", s[i]))
+            return 0;
+    return 1;
 }
 
 int meter_outbox_add(meter_store *st, const char *kind, const char *record_id,

@@ -110,12 +110,15 @@ int meter_sync_read_secret(meter_sync_config *cfg, const char *path, char err[ME
         return bad(err, "secret file %s is empty", path);
     }
     size_t n = strlen(buf);
-    int whole = n > 0 && buf[n - 1] == '\n';
+    /* a line that fills the buffer without its end goes on past it */
+    int cut = n == sizeof buf - 1 && buf[n - 1] != '\n';
     while (n > 0 && isspace((unsigned char)buf[n - 1]))
         buf[--n] = '\0';
     size_t lead = strspn(buf, " \t");
     int rc = METER_OK;
-    if (!whole && n > METER_SYNC_SECRET_MAX)
+    /* what is left between the blanks must fit cfg->secret: a line that
+     * ends within the buffer may still hold a secret of a few bytes more */
+    if (cut || n - lead > METER_SYNC_SECRET_MAX)
         rc = bad(err, "secret file %s: the secret is longer than %d bytes", path,
                  METER_SYNC_SECRET_MAX);
     else if (n == lead)

@@ -143,6 +143,32 @@ static void test_config(const char *dir)
     sf = write_file(dir, "s4", big, 0600);
     CHECK_EQ_INT(meter_sync_read_secret(&cfg, sf, err), METER_SYNC_ECONFIG, "a too long secret");
     CHECK(strstr(err, "longer") != NULL, "says longer");
+    /* a secret of 257 or 258 bytes on a line of its own fits the read
+     * buffer but not cfg->secret: it was taken, writing one or two bytes
+     * past the end of cfg->secret (found by tests/fuzz/fuzz_sync_config) */
+    int bearer_was = cfg.bearer;
+    for (int extra = 1; extra <= 2; extra++) {
+        char line[METER_SYNC_SECRET_MAX + 8];
+        memset(line, 'k', METER_SYNC_SECRET_MAX + extra);
+        strcpy(line + METER_SYNC_SECRET_MAX + extra, "\n");
+        cfg.bearer = 7;
+        sf = write_file(dir, "s4b", line, 0600);
+        CHECK_EQ_INT(meter_sync_read_secret(&cfg, sf, err), METER_SYNC_ECONFIG,
+                     "a secret %d byte(s) too long, newline-terminated, refused", extra);
+        CHECK(strstr(err, "longer") != NULL, "says longer (%s)", err);
+        CHECK_EQ_INT(cfg.bearer, 7, "the field after the secret untouched");
+    }
+    {   /* exactly the limit, between blanks: taken whole */
+        char line[METER_SYNC_SECRET_MAX + 8];
+        strcpy(line, "  ");
+        memset(line + 2, 'm', METER_SYNC_SECRET_MAX);
+        strcpy(line + 2 + METER_SYNC_SECRET_MAX, "\n");
+        sf = write_file(dir, "s4c", line, 0600);
+        CHECK_EQ_INT(meter_sync_read_secret(&cfg, sf, err), METER_OK,
+                     "a secret of exactly %d bytes", METER_SYNC_SECRET_MAX);
+        CHECK_EQ_INT((int)strlen(cfg.secret), METER_SYNC_SECRET_MAX, "read whole");
+    }
+    cfg.bearer = bearer_was;
     sf = write_file(dir, "s5", "a\x01" "b\n", 0600);
     CHECK_EQ_INT(meter_sync_read_secret(&cfg, sf, err), METER_SYNC_ECONFIG, "control char");
     CHECK_EQ_INT(meter_sync_read_secret(&cfg, "/nonexistent/secret", err), METER_SYNC_ECONFIG,

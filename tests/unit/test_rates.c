@@ -263,6 +263,31 @@ static void overrides(meter_store *st, const char *path)
     }
     CHECK_RC(st, meter_rate_set(st, (meter_class)5, "Standard.H264.HD", "2"),
              METER_EINVAL, "class 5 refused");
+    /* a codec alias the classifier renames could never be billed under the
+     * row (found by tests/fuzz/fuzz_rates: Standard.HEVC.HD was stored) */
+    static const struct { meter_class c; const char *t, *msg; } alias[] = {
+        { METER_CLASS_GENERAL, "Standard.HEVC.HD", "names that codec H265" },
+        { METER_CLASS_GENERAL, "Standard.AVC.SD", "names that codec H264" },
+        { METER_CLASS_GENERAL, "Standard.LIBX264.FHD", "names that codec H264" },
+        { METER_CLASS_TSC, "TESHD-10.LIBSVTAV1.4K", "names that codec AV1" },
+        { METER_CLASS_GENERAL, "Standard.AAC.HD", "bills that codec as Audio" },
+        { METER_CLASS_TSC, "TESHD-10.AUDIO.HD", "bills that codec as TESHD-20.Audio" },
+        { METER_CLASS_GENERAL, "Standard.COPY.SD", "bills that codec as Remuxing" },
+    };
+    for (size_t i = 0; i < sizeof alias / sizeof alias[0]; ++i) {
+        rc = meter_rate_set(st, alias[i].c, alias[i].t, "2");
+        CHECK_RC(st, rc, METER_EINVAL, "alias ttype '%s' refused", alias[i].t);
+        CHECK(strstr(meter_errmsg(st), alias[i].msg) != NULL,
+              "'%s' refused saying '%s' (%s)", alias[i].t, alias[i].msg, meter_errmsg(st));
+        meter_rate r;
+        CHECK_RC(st, meter_rate_lookup(st, alias[i].c, alias[i].t, &r), METER_ENOTFOUND,
+                 "'%s' not stored", alias[i].t);
+    }
+    /* canonical names stay welcome, also for the built-in codecs */
+    CHECK_RC(st, meter_rate_set(st, METER_CLASS_GENERAL, "Standard.MVHEVC.HD", "7"), METER_OK,
+             "canonical Standard.MVHEVC.HD taken");
+    CHECK_RC(st, meter_rate_unset(st, METER_CLASS_GENERAL, "Standard.MVHEVC.HD"), METER_OK,
+             "and unset again");
 
     /* unset: back to the built-in row */
     rc = meter_rate_unset(st, METER_CLASS_GENERAL, "Standard.H264.HD");

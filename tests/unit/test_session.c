@@ -491,6 +491,85 @@ static void spool(meter_store *st, const char *dir)
     jr = mt_job_rows(st, "J9", &n);
     CHECK_EQ_I64(n, 1, "J9 still one record");
     meter_free(jr);
+
+    /* a spool file whose id or job the ledger could never take is refused
+     * before billing, and kept (found by tests/fuzz/fuzz_spool) */
+    static const struct { const char *name, *id, *job; } bad[] = {
+        { "badid.spool", "bad id", "J11" },
+        { "badjob.spool", "s-11", "J11\xff" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", sp, bad[i].name);
+        FILE *f = fopen(path, "w");
+        if (!f)
+            continue;
+        fprintf(f, "ffmeter-spool 1\nid %s\njob %s\noutput o\nhost elsewhere\n"
+                   "class general\ncodec h264\nfinal 1\nupdated_at %lld\n"
+                   "segment 1280 720 1000000\nend\n", bad[i].id, bad[i].job,
+                (long long)tap_utc(2026, 6, 15, 11, 0, 0));
+        fclose(f);
+        imported = -1;
+        rc = meter_import_spool(st, sp, &imported);
+        CHECK(rc == METER_EINVAL && strstr(meter_errmsg(st), i ? "(line 3)" : "(line 2)") &&
+              imported == 0,
+              "%s refused naming its line (%d: %s)", bad[i].name, rc, meter_errmsg(st));
+        CHECK_EQ_INT(count_spool_files(sp), 1, "%s kept", bad[i].name);
+        unlink(path);
+    }
+    jr = mt_job_rows(st, "J11", &n);
+    CHECK_EQ_I64(n, 0, "nothing billed from them");
+    meter_free(jr);
+
+    /* times outside what the ledger takes, and segments adding up past
+     * METER_DURATION_MAX_US (thousands of them overflowed the sum: UB),
+     * are refused naming the line (found by tests/fuzz/fuzz_spool) */
+    static const struct { const char *name, *tail; int line; } badt[] = {
+        { "negative.spool", "opened_at -5\nupdated_at 1781521200000\n"
+                            "segment 1 1 1000000\n", 9 },
+        { "year10000.spool", "opened_at 1781521200000\nupdated_at 253402300800000\n"
+                             "segment 1 1 1000000\n", 10 },
+        { "total.spool", "opened_at 1781521200000\nupdated_at 1781521260000\n"
+                         "segment 100 100 1000000000000000\nsegment 101 100 1\n", 12 },
+    };
+    for (size_t i = 0; i < sizeof badt / sizeof *badt; i++) {
+        char path[4200], want[32];
+        snprintf(path, sizeof path, "%s/%s", sp, badt[i].name);
+        FILE *f = fopen(path, "w");
+        if (!f)
+            continue;
+        fprintf(f, "ffmeter-spool 1\nid s-13\njob J13\noutput o\nhost elsewhere\n"
+                   "class general\ncodec h264\nfinal 1\n%send\n", badt[i].tail);
+        fclose(f);
+        imported = -1;
+        rc = meter_import_spool(st, sp, &imported);
+        snprintf(want, sizeof want, "(line %d)", badt[i].line);
+        CHECK(rc == METER_EINVAL && strstr(meter_errmsg(st), want) && imported == 0,
+              "%s refused at line %d (%d: %s)", badt[i].name, badt[i].line, rc,
+              meter_errmsg(st));
+        unlink(path);
+    }
+    jr = mt_job_rows(st, "J13", &n);
+    CHECK_EQ_I64(n, 0, "nothing billed from them");
+    meter_free(jr);
+
+    /* no opened_at and an early updated_at: the start is not put before
+     * 1970 (it was: started_at -59900, which the ledger refuses) */
+    char path[4200];
+    snprintf(path, sizeof path, "%s/early.spool", sp);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs("ffmeter-spool 1\nid s-14\njob J14\noutput o\nhost elsewhere\nclass general\n"
+              "codec h264\nfinal 1\nupdated_at 100\nsegment 1280 720 60000000\nend\n", f);
+        fclose(f);
+    }
+    CHECK_RC(st, meter_import_spool(st, sp, &imported), METER_OK, "early spool file imported");
+    jr = mt_job_rows(st, "J14", &n);
+    if (CHECK_EQ_I64(n, 1, "J14 billed once")) {
+        CHECK_EQ_I64(jr[0].started_at, 0, "its start is 1970, not before");
+        CHECK_EQ_I64(jr[0].recorded_at, 100, "recorded at its last state");
+    }
+    meter_free(jr);
 }
 
 /* Entries of a directory other than . and .. (a probe left behind shows). */
@@ -582,6 +661,26 @@ static void misc(meter_store *st)
     CHECK(rc == METER_EINVAL && !s && err[0], "codec vp9 refused (%d)", rc);
     rc = mt_open_session(DB, "Jx", "o", (meter_class)5, "h264", 0, NULL, &s, err);
     CHECK(rc == METER_EINVAL && !s && err[0], "class 5 refused (%d)", rc);
+    /* names go to the ledger in JSON: UTF-8 only (found by
+     * tests/fuzz/fuzz_filter_opts: billed here, then never sendable) */
+    static const char *const bad_utf8[] = { "J\xff", "J\xc0\x80", "J\xed\xa0\x80",
+                                            "J\xf4\x90\x80\x80", "J\xe2\x82" };
+    for (size_t i = 0; i < sizeof bad_utf8 / sizeof *bad_utf8; i++) {
+        rc = mt_open_session(DB, bad_utf8[i], "o", METER_CLASS_GENERAL, "h264", 0, NULL, &s,
+                             err);
+        CHECK(rc == METER_EINVAL && !s && strstr(err, "job is not valid UTF-8"),
+              "job %zu (not UTF-8) refused (%d: %s)", i, rc, err);
+        rc = mt_open_session(DB, "Jx", bad_utf8[i], METER_CLASS_GENERAL, "h264", 0, NULL, &s,
+                             err);
+        CHECK(rc == METER_EINVAL && !s && strstr(err, "output is not valid UTF-8"),
+              "output %zu (not UTF-8) refused (%d: %s)", i, rc, err);
+    }
+    s = must_open("J\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x8e\xac", "o", "h264", 0);
+    meter_session_summary us;
+    memset(&us, 0, sizeof us);
+    seg(s, 640, 480, S(1));
+    CHECK_EQ_INT(meter_session_finalize(s, 0, &us), METER_OK, "a UTF-8 job name is billed");
+    meter_session_close(s);
 
     /* job from $METER_JOB, else meter_default_job() */
     setenv("METER_JOB", "env-job", 1);
@@ -607,6 +706,39 @@ static void misc(meter_store *st)
     meter_session_finalize(s, 0, &sum);
     CHECK_EQ_STR(sum.job, dj, "job defaults to meter_default_job()");
     meter_session_close(s);
+
+    /* segments adding up past METER_DURATION_MAX_US: refused, not summed
+     * past it (thousands of maximal ones overflowed int64) */
+    s = must_open("Jhuge", "o", "h264", 0);
+    CHECK_EQ_INT(meter_session_segment(s, 100, 100, INT64_C(1000000000000000)), METER_OK,
+                 "a maximal segment");
+    CHECK_EQ_INT(meter_session_segment(s, 101, 100, 1), METER_OK, "and one more µs");
+    rc = meter_session_finalize(s, 0, NULL);
+    CHECK(rc == METER_EINVAL && strstr(meter_session_errmsg(s), "add up to more than"),
+          "a session longer than the limit refused (%d: %s)", rc, meter_session_errmsg(s));
+    meter_session_close(s);
+
+    /* two records whose bills each fit int64 but whose sum does not (an
+     * operator's ratio of 1 000 000 over 58 days of output each): refused
+     * as a whole, nothing recorded (the sum overflowed: UB) */
+    CHECK_RC(st, meter_rate_set(st, METER_CLASS_GENERAL, "Standard.H264.SD", "1000000"),
+             METER_OK, "a huge SD ratio");
+    CHECK_RC(st, meter_rate_set(st, METER_CLASS_GENERAL, "Standard.H264.HD", "1000000"),
+             METER_OK, "a huge HD ratio");
+    s = must_open("Jbill", "o", "h264", 0);
+    meter_session_segment(s, 640, 360, INT64_C(5000000000000));
+    meter_session_segment(s, 1280, 720, INT64_C(5000000000000));
+    rc = meter_session_finalize(s, 0, NULL);
+    CHECK(rc == METER_EINVAL && strstr(meter_session_errmsg(s), "bill overflows"),
+          "a session whose bills add up past int64 refused (%d: %s)", rc,
+          meter_session_errmsg(s));
+    meter_session_close(s);
+    size_t nb = 0;
+    meter_job_row *jb = mt_job_rows(st, "Jbill", &nb);
+    CHECK_EQ_I64(nb, 0, "none of its records kept");
+    meter_free(jb);
+    meter_rate_unset(st, METER_CLASS_GENERAL, "Standard.H264.SD");
+    meter_rate_unset(st, METER_CLASS_GENERAL, "Standard.H264.HD");
 
     /* finalize with no segment at all: nothing to bill, still once */
     s = must_open("Jempty", "o", "h264", 0);
