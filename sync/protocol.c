@@ -85,6 +85,10 @@ json_t *proto_error_json(proto_error e, const char *message)
     char line[PROTO_ERRMAX];
     const char *m = message && *message ? message : proto_error_name(e);
     size_t n = strcspn(m, "\r\n");
+    if (n == 0) {   /* a message whose first line is empty says no more than its code */
+        m = proto_error_name(e);
+        n = strlen(m);
+    }
     if (n >= sizeof line) {
         n = sizeof line - 1;
         /* do not cut a UTF-8 sequence in two */

@@ -427,6 +427,11 @@ static void test_errors(void)
     CHECK_EQ_STR(code, "too_large", "code");
     CHECK_EQ_STR(msg, "body over 4 MiB", "message cut at the newline");
     free(body);
+    body = proto_error_body(PROTO_ERR_CONFLICT, "\nonly a second line");
+    CHECK(body && proto_error_parse(body, strlen(body), code, msg) == PROTO_OK &&
+          !strcmp(msg, "conflict"), "a message whose first line is empty: the code's name (%s)",
+          msg);
+    free(body);
 
     char longmsg[400];
     memset(longmsg, 'x', sizeof longmsg);
