@@ -4,6 +4,8 @@
 #                        with the filters unless configured --disable-ffmpeg
 #   make check           every test through tests/run: one closing line
 #   make check-unit | check-cli | check-filter
+#   make check-load      the load suite (8 nodes × 20k records, both ledger
+#                        backends, figures; a few minutes; not in check)
 #   make check-ffmpeg-suite SUITE=trixie    filter tests against that Debian
 #                        suite's FFmpeg, built in $(BUILD)/ffmpeg-trixie/
 #   make check-ffmpeg-src SRC=/path/to/ffmpeg   same, for any FFmpeg tree
@@ -275,6 +277,10 @@ check-ffmpeg-src: $(METERCTL) $(LIBMETER_A) $(LIBMETER_PC)
 -include sync/sync.mk ledger/ledger.mk bench/bench.mk
 # after ledger.mk: the end-to-end tests use LEDGERD and its TEST_ENV entry
 -include tests/e2e/e2e.mk
+# the load suite (make check-load; not part of check), after e2e.mk likewise
+-include tests/load/load.mk
+# after e2e.mk: the fault suites (kill storm, full disk) add to CHECK_TESTS
+-include tests/faults/faults.mk
 # libFuzzer harnesses, built with clang into $(BUILD)/fuzz (make fuzz)
 -include tests/fuzz/fuzz.mk
 
@@ -320,6 +326,6 @@ distclean:
 	rm -rf $(BUILD) config.mk
 
 help:
-	@sed -n '3,12s/^# \{0,1\}//p' Makefile
+	@sed -n '3,14s/^# \{0,1\}//p' Makefile
 
 -include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(UNIT_BINS:=.d)

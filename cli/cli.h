@@ -78,6 +78,12 @@ int cmd_sync_release(const struct cli *, const struct cli_cmd *, int, char **);
 
 /* Prints the command's usage and help to `f` (stdout for --help). */
 void cli_print_help(const struct cli_cmd *cmd, FILE *f);
+/* For a command without options of its own: takes --help (prints the help
+ * and returns -1: the caller exits EXIT_OK), refuses any other option, and
+ * checks there are min…max words (`what` names them).  0: go on; else the
+ * exit code. */
+int cli_no_options(const struct cli_cmd *cmd, int argc, char **argv, int min, int max,
+                   const char *what);
 
 /* The exit code for a METER_E* code. */
 int cli_exit_code(int meter_rc);

@@ -10,25 +10,6 @@
 
 #define NELEM(a) (sizeof (a) / sizeof *(a))
 
-/* Commands without options of their own: only --help, and no words. */
-static int no_options(const struct cli_cmd *cmd, int argc, char **argv,
-                      int min, int max, const char *what)
-{
-    static const struct option opts[] = {
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    int o;
-    while ((o = args_getopt(argc, argv, opts)) != -1) {
-        if (o == 'h') {
-            cli_print_help(cmd, stdout);
-            return -1;
-        }
-        return EXIT_USAGE;
-    }
-    return args_positional(argc, argv, min, max, what);
-}
-
 /* ------------------------------------------------------------- init -- */
 
 static const out_col init_cols[] = {
@@ -109,7 +90,7 @@ static const out_col settle_cols[] = {
 int cmd_settle(const struct cli *c, const struct cli_cmd *cmd,
                int argc, char **argv)
 {
-    int rc = no_options(cmd, argc, argv, 0, 0, "");
+    int rc = cli_no_options(cmd, argc, argv, 0, 0, "");
     if (rc) return rc < 0 ? EXIT_OK : rc;
 
     meter_store *st;
@@ -145,7 +126,7 @@ static void report(void *ctx, const char *problem)
 int cmd_verify(const struct cli *c, const struct cli_cmd *cmd,
                int argc, char **argv)
 {
-    int rc = no_options(cmd, argc, argv, 0, 0, "");
+    int rc = cli_no_options(cmd, argc, argv, 0, 0, "");
     if (rc) return rc < 0 ? EXIT_OK : rc;
 
     meter_store *st;
@@ -210,7 +191,7 @@ static int print_settings(const struct cli *c, meter_store *st,
 int cmd_config_get(const struct cli *c, const struct cli_cmd *cmd,
                    int argc, char **argv)
 {
-    int rc = no_options(cmd, argc, argv, 0, 1, "");
+    int rc = cli_no_options(cmd, argc, argv, 0, 1, "");
     if (rc) return rc < 0 ? EXIT_OK : rc;
 
     meter_store *st;
@@ -223,7 +204,7 @@ int cmd_config_get(const struct cli *c, const struct cli_cmd *cmd,
 int cmd_config_set(const struct cli *c, const struct cli_cmd *cmd,
                    int argc, char **argv)
 {
-    int rc = no_options(cmd, argc, argv, 2, 2, "KEY and VALUE");
+    int rc = cli_no_options(cmd, argc, argv, 2, 2, "KEY and VALUE");
     if (rc) return rc < 0 ? EXIT_OK : rc;
 
     meter_store *st;
@@ -239,7 +220,7 @@ int cmd_config_set(const struct cli *c, const struct cli_cmd *cmd,
 int cmd_reap(const struct cli *c, const struct cli_cmd *cmd,
              int argc, char **argv)
 {
-    int rc = no_options(cmd, argc, argv, 0, 0, "");
+    int rc = cli_no_options(cmd, argc, argv, 0, 0, "");
     if (rc) return rc < 0 ? EXIT_OK : rc;
 
     meter_store *st;
@@ -255,7 +236,7 @@ int cmd_reap(const struct cli *c, const struct cli_cmd *cmd,
 int cmd_import_spool(const struct cli *c, const struct cli_cmd *cmd,
                      int argc, char **argv)
 {
-    int rc = no_options(cmd, argc, argv, 0, 1, "");
+    int rc = cli_no_options(cmd, argc, argv, 0, 1, "");
     if (rc) return rc < 0 ? EXIT_OK : rc;
 
     /* the same default a session spools to (meter.h, meter_session_opts) */

@@ -1,6 +1,10 @@
 /*
  * cmd_record.c — meterctl record: one usage entered by hand (imports,
- * corrections, tests), billed and deducted like a metered output.
+ * corrections, tests), billed and deducted like a metered output, once per
+ * idempotency key (--id, else the job and output; libmeter's
+ * meter_record_once decides).  A repeat bills nothing, prints the earlier
+ * record with duplicate = yes and a note on stderr, and exits 0: the usage
+ * is recorded, which is what a retrying scheduler wants to hear.
  */
 #include <limits.h>
 
@@ -17,6 +21,7 @@ static const out_col result_cols[] = {
     { "covered",  "Covered minutes",  OUT_MIN  },
     { "overage",  "Overage minutes",  OUT_MIN  },
     { "settled",  "Settled",          OUT_BOOL },
+    { "duplicate", "Duplicate",       OUT_BOOL },
 };
 
 int cmd_record(const struct cli *c, const struct cli_cmd *cmd,
@@ -31,10 +36,12 @@ int cmd_record(const struct cli *c, const struct cli_cmd *cmd,
         { "height",      required_argument, NULL, 'H' },
         { "duration-ms", required_argument, NULL, 'd' },
         { "at",          required_argument, NULL, 'a' },
+        { "id",          required_argument, NULL, 'i' },
         { "help",        no_argument,       NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     meter_usage_in in = { .cls = METER_CLASS_GENERAL };
+    const char *key = NULL;
     int64_t ms = 0;
     int have_class = 0, rc, o;
 
@@ -64,6 +71,7 @@ int cmd_record(const struct cli *c, const struct cli_cmd *cmd,
         case 'a':
             if ((rc = args_time(argv[0], "--at", optarg, &in.at))) return rc;
             break;
+        case 'i': key = optarg; break;   /* libmeter checks its form */
         default: return EXIT_USAGE;
         }
     }
@@ -77,8 +85,12 @@ int cmd_record(const struct cli *c, const struct cli_cmd *cmd,
 
     meter_store *st;
     meter_usage_result r;
+    int already = 0;
     if ((rc = cli_open(c, 0, &st))) return rc;
-    if ((rc = meter_record(st, &in, &r)) != METER_OK) return cli_fail(st, rc);
+    if ((rc = meter_record_once(st, &in, key, &r, &already)) != METER_OK)
+        return cli_fail(st, rc);
+    if (already)
+        fprintf(stderr, "meterctl: %s: already recorded as %s; nothing billed\n", argv[0], r.id);
 
     out_table *t = out_new(result_cols, NELEM(result_cols));
     out_str(t, r.id);
@@ -89,5 +101,6 @@ int cmd_record(const struct cli *c, const struct cli_cmd *cmd,
     out_min(t, r.covered_us);
     out_min(t, r.overage_us);
     out_bool(t, r.settled);
+    out_bool(t, already);
     return cli_finish(c, st, t, 1);
 }

@@ -88,16 +88,8 @@ static json_t *table_json(const out_table *t, int single)
  * quarantined records with their reasons (CSV: the figures only). */
 int cmd_sync_status(const struct cli *c, const struct cli_cmd *cmd, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    int rc, o;
-    while ((o = args_getopt(argc, argv, opts)) != -1) {
-        if (o == 'h') { cli_print_help(cmd, stdout); return EXIT_OK; }
-        return EXIT_USAGE;
-    }
-    if ((rc = args_positional(argc, argv, 0, 0, ""))) return rc;
+    int rc = cli_no_options(cmd, argc, argv, 0, 0, "");
+    if (rc) return rc < 0 ? EXIT_OK : rc;
 
     meter_store *st;
     meter_sync_status s;
@@ -156,16 +148,8 @@ int cmd_sync_status(const struct cli *c, const struct cli_cmd *cmd, int argc, ch
 
 int cmd_sync_quarantine(const struct cli *c, const struct cli_cmd *cmd, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    int rc, o;
-    while ((o = args_getopt(argc, argv, opts)) != -1) {
-        if (o == 'h') { cli_print_help(cmd, stdout); return EXIT_OK; }
-        return EXIT_USAGE;
-    }
-    if ((rc = args_positional(argc, argv, 0, 0, ""))) return rc;
+    int rc = cli_no_options(cmd, argc, argv, 0, 0, "");
+    if (rc) return rc < 0 ? EXIT_OK : rc;
 
     meter_store *st;
     meter_quarantined *q;
@@ -179,19 +163,11 @@ int cmd_sync_quarantine(const struct cli *c, const struct cli_cmd *cmd, int argc
 
 int cmd_sync_release(const struct cli *c, const struct cli_cmd *cmd, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     static const out_col cols[] = {
         { "released", "Released", OUT_INT },
     };
-    int rc, o;
-    while ((o = args_getopt(argc, argv, opts)) != -1) {
-        if (o == 'h') { cli_print_help(cmd, stdout); return EXIT_OK; }
-        return EXIT_USAGE;
-    }
-    if ((rc = args_positional(argc, argv, 0, 1, "record ID"))) return rc;
+    int rc = cli_no_options(cmd, argc, argv, 0, 1, "record ID");
+    if (rc) return rc < 0 ? EXIT_OK : rc;
     const char *id = optind < argc ? argv[optind] : NULL;
 
     meter_store *st;

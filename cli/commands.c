@@ -56,8 +56,8 @@ const struct cli_cmd cli_commands[] = {
 
     { "record", NULL, cmd_record,
       "--job J --output O --class general|tsc --codec X\n"
-      "       [--width W --height H] --duration-ms MS [--at TIME]",
-      "Record one usage by hand and deduct it.\n"
+      "       [--width W --height H] --duration-ms MS [--at TIME] [--id KEY]",
+      "Record one usage by hand and deduct it, once.\n"
       "\n"
       "  --job J           the job id\n"
       "  --output O        the output (rendition) label\n"
@@ -68,9 +68,23 @@ const struct cli_cmd cli_commands[] = {
       "  --height H        audio and remux\n"
       "  --duration-ms MS  output duration in milliseconds\n"
       "  --at TIME         when it happened (default: now)\n"
+      "  --id KEY          idempotency key: 1 to 64 letters, digits, '.', '_',\n"
+      "                    '-', ':' (default: the job and output are the key)\n"
       "\n"
-      "Prints the usage id, the transcoding type and the billed, covered\n"
-      "and overage minutes.\n"
+      "Prints the usage id, the transcoding type, the billed, covered and\n"
+      "overage minutes, and whether it is a duplicate.\n"
+      "\n"
+      "Once: a record is billed once per key, so a script may retry it.\n"
+      "Without --id, when the job and output were already billed in full (by\n"
+      "an earlier record, or by a metered output that ended \"done\"; an\n"
+      "interrupted one does not count), nothing is billed, whatever the other\n"
+      "values.  With --id, a second record with the KEY and the same job,\n"
+      "output, class, codec, width, height and duration bills nothing; the KEY\n"
+      "with other values is refused (exit 4).  --at is not compared.  Give\n"
+      "each of several usages of one job and output its own --id.\n"
+      "A repeat exits 0, prints the earlier record (its first usage id, the\n"
+      "sums of its amounts) with duplicate = yes, and says on stderr\n"
+      "\"meterctl: record: already recorded as ID; nothing billed\".\n"
       "\n" TIME_NOTE },
 
     { "usage", NULL, cmd_usage,

@@ -45,6 +45,25 @@ static void print_usage(FILE *f)
         "ffmeter database, corrupt, newer version).  See meterctl(1).\n");
 }
 
+/* Commands without options of their own: only --help, and min…max words. */
+int cli_no_options(const struct cli_cmd *cmd, int argc, char **argv, int min, int max,
+                   const char *what)
+{
+    static const struct option opts[] = {
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    int o;
+    while ((o = args_getopt(argc, argv, opts)) != -1) {
+        if (o == 'h') {
+            cli_print_help(cmd, stdout);
+            return -1;
+        }
+        return EXIT_USAGE;
+    }
+    return args_positional(argc, argv, min, max, what);
+}
+
 void cli_print_help(const struct cli_cmd *cmd, FILE *f)
 {
     fprintf(f, "Usage: meterctl [GLOBAL OPTIONS] %s%s%s %s\n\n%s",

@@ -30,6 +30,7 @@ static int averror_of(int code)
     switch (code) {
     case METER_EINVAL:    return AVERROR(EINVAL);
     case METER_ENOMEM:    return AVERROR(ENOMEM);
+    case METER_EIO:       return AVERROR(EIO);  /* e.g. the usage could go nowhere */
     case METER_ENOMINUTES:
     case METER_EREFUSED:  return AVERROR(EPERM);
     default:              return AVERROR_EXTERNAL;

@@ -57,6 +57,8 @@ void api_usage_details(request *rq)
             "first_ms", (json_int_t)d->first_at, "last_ms", (json_int_t)d->last_at,
             "count", (json_int_t)d->count);
         ok = o && !put_minutes(o, "used_min", d->used_us);
+        if (ok && d->overflow)
+            ok = !json_object_set_new(o, "overflow", json_true());
         if (ok && !overage)
             ok = !put_minutes(o, "before_min", d->before_us) &&
                  !put_minutes(o, "after_min", d->after_us);
@@ -135,7 +137,9 @@ void api_totals(request *rq)
                               "records", (json_int_t)t->records);
         ok = o && !put_minutes(o, "billed_min", t->billed_us) &&
              !put_minutes(o, "covered_min", t->covered_us) &&
-             !put_minutes(o, "overage_min", t->overage_us) && !json_array_append(arr, o);
+             !put_minutes(o, "overage_min", t->overage_us) &&
+             (!t->overflow || !json_object_set_new(o, "overflow", json_true())) &&
+             !json_array_append(arr, o);
         json_decref(o);
     }
     free(rows);

@@ -10,7 +10,7 @@
 
 /* One entry of the batch as it goes into the answer. */
 struct entry {
-    const char *id;          /* "" when the record's id was unreadable */
+    const char *id;
     const char *kind;
     ledger_outcome outcome;
     char reason[PROTO_ERRMAX];
@@ -35,7 +35,7 @@ static int mark_listed(struct entry *e, size_t n)
         by[i] = &e[i];
     qsort(by, n, sizeof *by, cmp_entry_id);
     for (size_t i = 0; i < n; i++)
-        by[i]->listed = by[i]->id[0] && (i == 0 || strcmp(by[i - 1]->id, by[i]->id) != 0);
+        by[i]->listed = i == 0 || strcmp(by[i - 1]->id, by[i]->id) != 0;
     free(by);
     return 0;
 }
@@ -105,16 +105,27 @@ void api_batch(request *rq)
         reply_error(rq, PROTO_ERR_INTERNAL, "out of memory");
         goto out;
     }
-    /* Decode every record; a malformed one is rejected on its own. */
+    /* Decode every record; a malformed one is rejected on its own — but
+     * only under its id: every id is answered in exactly one list, so a
+     * record without a readable id fails the whole batch (400, nothing
+     * stored) rather than vanish from the answer. */
     for (size_t i = 0; i < n; i++) {
         meter_sync_record *r = &recs[nvalid];
-        if (proto_record_from_json(json_array_get(records, i), r, e[i].reason) != PROTO_OK) {
-            /* r->id (when readable) names it; keep the id alive in e */
+        const json_t *rec = json_array_get(records, i);
+        const json_t *idj = json_object_get(rec, "id");
+        const char *id = json_string_value(idj);
+        if (!id || strlen(id) != json_string_length(idj) || !proto_valid_record_id(id)) {
+            reply_error(rq, PROTO_ERR_BAD_REQUEST, "records[%zu].id: %s; the batch is refused "
+                        "whole, as a record without an id cannot be answered", i,
+                        !json_is_object(rec) ? "the record is not an object"
+                        : !idj ? "missing" : "not a record id (letters, digits, '.', '_', "
+                        "'-', ':')");
+            goto out;
+        }
+        if (proto_record_from_json(rec, r, e[i].reason) != PROTO_OK) {
             e[i].outcome = LEDGER_REJECTED;
             e[i].kind = "invalid";
-            const json_t *idj = json_object_get(json_array_get(records, i), "id");
-            e[i].id = json_is_string(idj) && proto_valid_record_id(json_string_value(idj))
-                          ? json_string_value(idj) : "";
+            e[i].id = id;
             continue;
         }
         e[i].id = r->id;

@@ -62,9 +62,9 @@ void api_pack_create(request *rq)
         goto out;
     }
     if (!json_is_integer(m) || json_integer_value(m) < 1 ||
-        json_integer_value(m) > LEDGER_PACK_MINUTES_MAX) {
+        json_integer_value(m) > METER_PACK_MINUTES_MAX) {
         reply_error(rq, PROTO_ERR_BAD_REQUEST, "minutes: must be an integer from 1 to %lld",
-                    (long long)LEDGER_PACK_MINUTES_MAX);
+                    (long long)METER_PACK_MINUTES_MAX);
         goto out;
     }
     meter_time start = 0;

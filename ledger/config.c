@@ -35,7 +35,10 @@ static const struct opt opts[] = {
     { "console-dir", K_STR, OFF(console_dir), 0, 0 },
     { "allow-bearer", K_BOOL, OFF(allow_bearer), 0, 0 },
     { "max-body", K_SIZE, OFF(max_body), 1024, 64LL * 1024 * 1024 },
+    { "max-body-total", K_SIZE, OFF(max_body_total), 1024, 1LL << 30 },
     { "max-records", K_INT, OFF(max_records), 1, PROTO_MAX_BATCH },
+    { "max-connections-per-ip", K_INT, OFF(max_per_ip), 1, LEDGER_MAX_CONNECTIONS },
+    { "request-deadline", K_INT, OFF(request_deadline_s), 1, 3600 },
     { "shutdown-timeout", K_INT, OFF(shutdown_timeout_s), 0, 3600 },
     { "verbose", K_BOOL, OFF(verbose), 0, 0 },
     { NULL, 0, 0, 0, 0 },
@@ -169,7 +172,10 @@ static void set_defaults(struct ledger_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->max_body = PROTO_MAX_BODY;
+    cfg->max_body_total = LEDGER_DEFAULT_BODY_TOTAL;
     cfg->max_records = PROTO_MAX_BATCH;
+    cfg->max_per_ip = LEDGER_DEFAULT_PER_IP;
+    cfg->request_deadline_s = LEDGER_DEFAULT_DEADLINE_S;
     cfg->shutdown_timeout_s = 30;
 }
 
@@ -293,7 +299,12 @@ int config_load(struct ledger_config *cfg, int argc, char **argv, char err[METER
             return -1;
         }
     }
-    if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL)) {
+    if (cfg->max_body_total < cfg->max_body) {
+        snprintf(err, METER_ERRMAX, "max-body-total (%zu) is less than max-body (%zu): a body "
+                 "of the largest size could never be read", cfg->max_body_total, cfg->max_body);
+        return -1;
+    }
+        if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL)) {
         snprintf(err, METER_ERRMAX, "TLS needs both --tls-cert and --tls-key");
         return -1;
     }

@@ -3,8 +3,9 @@
  *
  * The config file holds "key = value" lines, keys being the long option
  * names (listen, db, pg, tls-cert, tls-key, allow-bearer, max-body,
- * max-records, console-dir, shutdown-timeout, verbose); '#' starts a
- * comment line.  Options given on the command line win over the file.
+ * max-body-total, max-records, max-connections-per-ip, request-deadline,
+ * console-dir, shutdown-timeout, verbose); '#' starts a comment line.
+ * Options given on the command line win over the file.
  */
 #ifndef LEDGER_CONFIG_H
 #define LEDGER_CONFIG_H
@@ -15,6 +16,12 @@
 
 #define LEDGER_DEFAULT_LISTEN "127.0.0.1:8470"
 #define LEDGER_DEFAULT_DB     "/var/lib/ffmeter/ledger.db"
+/* Connections served at once (one thread each, see http.c); more wait in
+ * the kernel's listen queue. */
+#define LEDGER_MAX_CONNECTIONS 256
+#define LEDGER_DEFAULT_PER_IP  32
+#define LEDGER_DEFAULT_DEADLINE_S 30
+#define LEDGER_DEFAULT_BODY_TOTAL ((size_t)64 * 1024 * 1024)
 
 struct ledger_config {
     char *listen;            /* HOST:PORT, [IPv6]:PORT; port 0 = any free one */
@@ -25,7 +32,11 @@ struct ledger_config {
     char *config_file;
     int allow_bearer;
     size_t max_body;         /* bytes */
+    size_t max_body_total;   /* bytes of request bodies held at once, all
+                                connections together */
     int max_records;         /* records per batch */
+    int max_per_ip;          /* connections at once from one address */
+    int request_deadline_s;  /* a request must have arrived within this */
     int shutdown_timeout_s;  /* how long SIGTERM waits for in-flight requests */
     int verbose;             /* log every request */
     /* the subcommand: argv words that are not options */

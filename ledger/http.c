@@ -4,16 +4,28 @@
  *
  * A request's life: MHD calls on_uri() when the request line arrives (we
  * keep the raw target, which node signatures cover, and count the request
- * as in flight), then on_access() once after the headers — where a declared
- * body over --max-body is refused with 413 before a byte of it is read,
- * and an unknown route gets 404/405 — then once per body chunk, then once
- * more when the body is complete: authentication and the handler run there.
- * on_completed() returns the store to the pool, counts the request in the
- * metrics and frees it.
+ * as in flight), then on_access() once after the headers, then once per
+ * body chunk, then once more when the body is complete: authentication
+ * (or what of it needs the body) and the handler run there.  on_completed()
+ * returns the store to the pool, counts the request in the metrics and
+ * frees it.
+ *
+ * Nothing of a body is read before the headers have earned it.  The first
+ * call refuses, before a byte of the body is read: an unknown route
+ * (404/405), a declared body over --max-body (413), a body on a GET (400),
+ * the wrong type (415), credentials that fail what can be checked without
+ * the body (401/403, http_auth.c: auth_early), and a body that does not
+ * fit in the body budget — --max-body-total bytes held by all connections
+ * together — with 503 and Retry-After.  So a stranger makes the ledger hold
+ * nothing but libmicrohttpd's per-connection buffer, and even holders of
+ * credentials cannot make it hold more than the budget.
  *
  * A chunked body (no Content-Length) cannot be refused before reading; it is
- * read up to the limit and the connection is closed when it goes beyond
- * (MHD cannot queue a reply in the middle of an upload).
+ * read up to the limit (and the budget) and the connection is closed when
+ * it goes beyond (MHD cannot queue a reply in the middle of an upload).
+ *
+ * Slow clients: see the thread model in server_start() and the request
+ * deadline in http_deadline.c.
  *
  * Shutdown (server_stop): MHD_quiesce_daemon stops accepting, requests in
  * flight are waited for (up to a timeout), replies sent meanwhile carry
@@ -33,6 +45,7 @@
 #include <microhttpd.h>
 
 #include "http.h"
+#include "http_deadline.h"
 #include "metrics.h"
 
 struct server {
@@ -41,6 +54,9 @@ struct server {
     struct MHD_Daemon *d;
     atomic_int inflight;
     atomic_int stopping;
+    atomic_size_t body_held;      /* bytes reserved for request bodies, all
+                                     connections together (--max-body-total) */
+    deadline_watch *deadline;     /* --request-deadline */
     char *tls_cert, *tls_key;     /* PEM text, alive as long as the daemon */
     char mhd_err[METER_ERRMAX];   /* MHD's last log line, for start errors */
     int started;                  /* MHD's start errors are reported by us */
@@ -85,6 +101,7 @@ static const struct route routes[] = {
 struct request_ext {
     request rq;
     const struct route *route;
+    size_t reserved;              /* body bytes taken from the body budget */
 };
 
 void ledger_log(const char *fmt, ...)
@@ -120,6 +137,52 @@ static double mono_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* --------------------------------------------------------- body budget -- */
+
+/* Takes n bytes from the body budget: 1, or 0 when they do not fit. */
+static int budget_take(server *srv, size_t n)
+{
+    size_t held = atomic_load(&srv->body_held);
+    do {
+        if (n > srv->cfg->max_body_total - held)
+            return 0;
+    } while (!atomic_compare_exchange_weak(&srv->body_held, &held, held + n));
+    return 1;
+}
+
+static void budget_give(server *srv, size_t n)
+{
+    atomic_fetch_sub(&srv->body_held, n);
+}
+
+/* Makes room for add more body bytes (and the NUL after them), within what
+ * the request reserved from the budget when its headers came; a chunked
+ * body, whose size nobody announced, reserves as it grows.  0; -1 when the
+ * budget is exhausted, -2 when memory is. */
+static int body_room(struct request_ext *x, size_t add)
+{
+    request *rq = &x->rq;
+    size_t need = rq->body_len + add;
+    if (need < rq->body_cap)
+        return 0;
+    if (need > x->reserved) {
+        size_t max = rq->srv->cfg->max_body, want = x->reserved ? x->reserved : 4096;
+        while (want < need)
+            want *= 2;
+        if (want > max)
+            want = max;   /* need ≤ max: the caller checked */
+        if (!budget_take(rq->srv, want - x->reserved))
+            return -1;
+        x->reserved = want;
+    }
+    char *b = realloc(rq->body, x->reserved + 1);
+    if (!b)
+        return -2;
+    rq->body = b;
+    rq->body_cap = x->reserved + 1;
+    return 0;
 }
 
 /* ------------------------------------------------------------- routing -- */
@@ -193,14 +256,15 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
     server *srv = cls;
     struct request_ext *x = *con_cls;
+    deadline_restart(conn);   /* the next request on this connection */
     if (!x)
         return;
     request *rq = &x->rq;
     if (rq->st)
         pool_put(srv->pool, rq->st);
+    budget_give(srv, x->reserved);
     double took = mono_now() - rq->t0;
     if (rq->answered) {
         metrics_request(rq->status, took);
@@ -259,21 +323,44 @@ static void on_headers(struct request_ext *x, const char *url, const char *metho
     }
     const char *cl = rq_header(rq, MHD_HTTP_HEADER_CONTENT_LENGTH);
     const char *te = rq_header(rq, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    int declared = 0;          /* the size is announced: len */
+    unsigned long long len = 0;
     if (cl) {
         char *end;
         errno = 0;
-        unsigned long long len = strtoull(cl, &end, 10);
-        if (*end == '\0' && !errno && len > cfg->max_body) {
+        len = strtoull(cl, &end, 10);
+        declared = *cl && *end == '\0' && !errno && !te;
+        if (declared && len > cfg->max_body) {
             reply_error(rq, PROTO_ERR_TOO_LARGE, "the body of %llu bytes exceeds the limit of "
                         "%zu bytes", len, cfg->max_body);
             return;
         }
     }
-    int has_body = (cl && strcmp(cl, "0") != 0) || te;
-    if (has_body && !is_json_type(rq_header(rq, MHD_HTTP_HEADER_CONTENT_TYPE))) {
+    int has_body = te || (cl && (!declared || len > 0));
+    if (!has_body)
+        return;   /* authenticated at the last call, right after this one */
+    if (strcmp(x->route->method, "POST") != 0) {
+        reply_error(rq, PROTO_ERR_BAD_REQUEST, "%s %s takes no request body", method, url);
+        return;
+    }
+    if (!is_json_type(rq_header(rq, MHD_HTTP_HEADER_CONTENT_TYPE))) {
         reply_error(rq, PROTO_ERR_UNSUPPORTED_MEDIA, "the body must be %s",
                     PROTO_CONTENT_TYPE);
         return;
+    }
+    if (x->route->auth != AUTH_NONE) {
+        int ok = auth_early(rq, x->route->auth == AUTH_ADMIN);
+        rq_store_release(rq);   /* not held while the body arrives */
+        if (!ok)
+            return;
+    }
+    if (declared) {
+        if (!budget_take(rq->srv, (size_t)len)) {
+            reply_error(rq, PROTO_ERR_UNAVAILABLE, "too many request bodies in progress "
+                        "(max-body-total %zu bytes): retry later", cfg->max_body_total);
+            return;
+        }
+        x->reserved = (size_t)len;
     }
 }
 
@@ -281,7 +368,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                                  const char *method, const char *version,
                                  const char *upload, size_t *upload_size, void **con_cls)
 {
-    (void)cls, (void)conn, (void)version;
+    (void)cls, (void)version;
     struct request_ext *x = *con_cls;
     if (!x)
         return MHD_NO;   /* out of memory in on_uri */
@@ -297,18 +384,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             ledger_log("%s %s: chunked body over %zu bytes, connection closed", method, url, max);
             return MHD_NO;
         }
-        if (rq->body_len + add + 1 > rq->body_cap) {
-            size_t cap = rq->body_cap ? rq->body_cap : 4096;
-            while (cap < rq->body_len + add + 1)
-                cap *= 2;
-            if (cap > max + 1)
-                cap = max + 1;
-            char *b = realloc(rq->body, cap);
-            if (!b)
-                return MHD_NO;
-            rq->body = b;
-            rq->body_cap = cap;
-        }
+        int room = body_room(x, add);
+        if (room == -1)
+            ledger_log("%s %s: chunked body, too many request bodies in progress "
+                       "(max-body-total %zu bytes), connection closed", method, url,
+                       rq->srv->cfg->max_body_total);
+        if (room != 0)
+            return MHD_NO;
         memcpy(rq->body + rq->body_len, upload, add);
         rq->body_len += add;
         rq->body[rq->body_len] = '\0';
@@ -317,6 +399,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     }
     if (rq->answered)
         return (enum MHD_Result)rq->queue_rc;
+    deadline_received(conn);
     int ok = 1;
     if (x->route->auth == AUTH_NODE)
         ok = auth_node(rq);
@@ -404,6 +487,18 @@ server *server_start(const struct ledger_config *cfg, store_pool *pool, char err
     }
     srv->cfg = cfg;
     srv->pool = pool;
+    /* Threads: one per connection.  The handlers block — on SQLite's write
+     * lock (busy timeout 10 s), on PostgreSQL round trips — and in
+     * libmicrohttpd's polling models (MHD_OPTION_THREAD_POOL_SIZE, epoll) a
+     * blocked handler stalls every other connection of its worker thread,
+     * /healthz included; with a thread each, a slow request only ever delays
+     * itself.  What threads cost is bounded instead: at most
+     * LEDGER_MAX_CONNECTIONS connections, --max-connections-per-ip of them
+     * from one address (one host cannot take every slot), --request-deadline
+     * for a request to arrive (a trickling client gives its slot back);
+     * beyond its parked stack a connection holds libmicrohttpd's buffer
+     * (MHD_OPTION_CONNECTION_MEMORY_LIMIT) and its share of --max-body-total.
+     * Connections over a limit are closed at once, unanswered. */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
                      MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
@@ -421,13 +516,21 @@ server *server_start(const struct ledger_config *cfg, store_pool *pool, char err
         tls[0] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert };
         tls[1] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key };
     }
+    if (!(srv->deadline = deadline_start(cfg->request_deadline_s))) {
+        snprintf(err, METER_ERRMAX, "cannot start the request-deadline thread");
+        goto fail;
+    }
     srv->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_access, srv,
                               MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,   /* first */
                               MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                               MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
+                              MHD_OPTION_NOTIFY_CONNECTION, deadline_on_connection,
+                              srv->deadline,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,   /* idle */
+                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)LEDGER_MAX_CONNECTIONS,
+                              MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_per_ip,
+                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024,
                               MHD_OPTION_ARRAY, tls,
                               MHD_OPTION_END);
     if (!srv->d) {
@@ -445,6 +548,7 @@ server *server_start(const struct ledger_config *cfg, store_pool *pool, char err
     return srv;
 fail:
     freeaddrinfo(ai);
+    deadline_stop(srv->deadline);
     free(srv->tls_cert);
     free(srv->tls_key);
     free(srv);
@@ -473,6 +577,7 @@ void server_stop(server *srv, int timeout_s)
         ledger_log("stopping: %d request(s) still in flight after %d s, closing them",
                    atomic_load(&srv->inflight), timeout_s);
     MHD_stop_daemon(srv->d);
+    deadline_stop(srv->deadline);   /* after: every connection is closed */
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
     free(srv->tls_cert);

@@ -3,8 +3,9 @@
  * endpoint handlers (api_*.c) see of a request.
  *
  * One thread per connection; a request's handler runs once its body is
- * fully read (bodies over --max-body are refused with 413 before they are
- * read, see http.c).  A handler answers with exactly one reply_*() call.
+ * fully read, and a body is read only after its headers passed every check
+ * that needs no body (size, type, credentials, the body budget: see
+ * http.c).  A handler answers with exactly one reply_*() call.
  */
 #ifndef LEDGER_HTTP_H
 #define LEDGER_HTTP_H
@@ -72,6 +73,9 @@ void reply_text_owned(request *rq, int status, char *text, const char *content_t
 /* The store for this request (borrowed once, returned when it ends), or
  * NULL after answering 503. */
 ledger_store *rq_store(request *rq);
+/* Gives the store back early (before a body upload: a slow client must
+ * not hold a database connection); rq_store borrows one again. */
+void rq_store_release(request *rq);
 /* A query-string argument (decoded), or NULL. */
 const char *rq_arg(request *rq, const char *name);
 /* A request header, or NULL. */
@@ -82,6 +86,11 @@ int rq_json_body(request *rq, int allow_empty, json_t **out);
 
 /* ---------------------------------------------------------------- auth -- */
 
+/* Before a body is read, from the headers alone (see http_auth.c): admin
+ * nonzero for an admin endpoint.  Bearer tokens are checked completely
+ * (rq->node / rq->admin set), a signed request up to its signature.
+ * Returns 1 when the body may be read, or 0 after answering 401/403/5xx. */
+int auth_early(request *rq, int admin);
 /* Node endpoints: the request must carry a node's valid signature (or its
  * bearer token with --allow-bearer).  Returns 1 with rq->node set, or 0
  * after answering 401/403/5xx. */

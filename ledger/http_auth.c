@@ -12,6 +12,13 @@
  * the secret and the signature (constant-time compare in proto_verify),
  * and only a request whose signature is good gets its nonce stored — so
  * nobody without the secret can fill the nonce table or burn nonces.
+ *
+ * Two moments: a request with a body is first checked from its headers
+ * alone (auth_early, before a byte of the body is read or buffered), so a
+ * stranger cannot make the ledger hold megabytes: bearer tokens are checked
+ * completely there, a signed request up to its signature (headers, time,
+ * known node, unused nonce).  auth_node/auth_admin then run once the body
+ * is in; they skip what auth_early already settled.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -65,83 +72,131 @@ static const char *bearer_token(request *rq)
     return *h && strlen(h) <= TOKEN_MAX ? h : NULL;
 }
 
-/* Checks a signed request.  Returns 1 (valid; node in rq->node when
- * consume, else only checked), 0 after answering 401 or a store error. */
-static int check_signed(request *rq, int consume, int *valid_out)
+/* The X-Meter-* headers of a signed request. */
+struct signed_hdrs {
+    const char *node, *nonce, *sig;
+    int64_t t;
+};
+
+/* Reads a signed request's headers: all present, well formed, the time
+ * within the window.  0, or -1 after answering 401. */
+static int signed_headers(request *rq, struct signed_hdrs *h)
 {
     const char *node = rq_header(rq, PROTO_HDR_NODE);
     const char *tstr = rq_header(rq, PROTO_HDR_TIME);
     const char *nonce = rq_header(rq, PROTO_HDR_NONCE);
     const char *sig = rq_header(rq, PROTO_HDR_SIGNATURE);
-    int64_t t;
-    *valid_out = 0;
     if (!node || !tstr || !nonce || !sig) {
         reply_error(rq, PROTO_ERR_UNAUTHORIZED, "a signed request needs the headers %s, %s, "
                     "%s and %s (missing %s)", PROTO_HDR_NODE, PROTO_HDR_TIME, PROTO_HDR_NONCE,
                     PROTO_HDR_SIGNATURE, !node ? PROTO_HDR_NODE : !tstr ? PROTO_HDR_TIME
                                          : !nonce ? PROTO_HDR_NONCE : PROTO_HDR_SIGNATURE);
-        return 0;
+        return -1;
     }
     if (!proto_valid_node(node)) {
         reply_error(rq, PROTO_ERR_UNAUTHORIZED, "malformed %s header", PROTO_HDR_NODE);
-        return 0;
+        return -1;
     }
-    if (parse_time(tstr, &t) != 0) {
+    if (parse_time(tstr, &h->t) != 0) {
         reply_error(rq, PROTO_ERR_UNAUTHORIZED, "malformed %s header (unix seconds expected)",
                     PROTO_HDR_TIME);
-        return 0;
+        return -1;
     }
     if (!proto_valid_nonce(nonce)) {
         reply_error(rq, PROTO_ERR_UNAUTHORIZED, "malformed %s header (%d to %d hex digits)",
                     PROTO_HDR_NONCE, PROTO_NONCE_MIN, PROTO_NONCE_MAX);
-        return 0;
+        return -1;
     }
     if (!is_hex64(sig)) {
         reply_error(rq, PROTO_ERR_UNAUTHORIZED, "malformed %s header (64 hex digits)",
                     PROTO_HDR_SIGNATURE);
-        return 0;
+        return -1;
     }
     int64_t now_s = rq->wall / 1000;
-    if (!proto_time_ok(t, now_s)) {
+    if (!proto_time_ok(h->t, now_s)) {
         reply_error(rq, PROTO_ERR_UNAUTHORIZED, "%s %lld is %lld s from the ledger's clock "
-                    "(allowed: %d s)", PROTO_HDR_TIME, (long long)t,
-                    (long long)(t > now_s ? t - now_s : now_s - t), PROTO_TIME_WINDOW_S);
-        return 0;
+                    "(allowed: %d s)", PROTO_HDR_TIME, (long long)h->t,
+                    (long long)(h->t > now_s ? h->t - now_s : now_s - h->t), PROTO_TIME_WINDOW_S);
+        return -1;
     }
+    h->node = node;
+    h->nonce = nonce;
+    h->sig = sig;
+    return 0;
+}
+
+/* The node's secret: METER_OK, or a METER_E* code after answering (401
+ * for an unknown node). */
+static int node_secret(request *rq, ledger_store *st, const char *node,
+                       char secret[LEDGER_SECRET_HEX + 1])
+{
+    int rc = ledger_node_secret(st, node, secret);
+    if (rc == METER_ENOTFOUND)
+        reply_error(rq, PROTO_ERR_UNAUTHORIZED, "unknown node '%s'", node);
+    else if (rc != METER_OK)
+        reply_store_error(rq, rc);
+    return rc;
+}
+
+/* The answer to a nonce check: 1 when fresh, else 0 after answering 401
+ * (a replay) or the store's error. */
+static int nonce_fresh(request *rq, int rc)
+{
+    if (rc == METER_EEXIST)
+        reply_error(rq, PROTO_ERR_UNAUTHORIZED, "nonce already used: a replayed request");
+    else if (rc != METER_OK)
+        reply_store_error(rq, rc);
+    return rc == METER_OK;
+}
+
+/* Checks a signed request.  Returns 1 (valid; node in rq->node when
+ * consume, else only checked), 0 after answering 401 or a store error. */
+static int check_signed(request *rq, int consume, int *valid_out)
+{
+    struct signed_hdrs h;
+    *valid_out = 0;
+    if (signed_headers(rq, &h) != 0)
+        return 0;
     ledger_store *st = rq_store(rq);
     if (!st)
         return 0;
     char secret[LEDGER_SECRET_HEX + 1];
-    int rc = ledger_node_secret(st, node, secret);
-    if (rc == METER_ENOTFOUND) {
-        reply_error(rq, PROTO_ERR_UNAUTHORIZED, "unknown node '%s'", node);
+    if (node_secret(rq, st, h.node, secret) != METER_OK)
         return 0;
-    }
-    if (rc != METER_OK) {
-        reply_store_error(rq, rc);
-        return 0;
-    }
-    int good = proto_verify(secret, rq->method, rq->raw_target, t, nonce, rq->body,
-                            rq->body_len, sig);
+    int good = proto_verify(secret, rq->method, rq->raw_target, h.t, h.nonce, rq->body,
+                            rq->body_len, h.sig);
     memset(secret, 0, sizeof secret);
     if (!good) {
-        reply_error(rq, PROTO_ERR_UNAUTHORIZED, "bad signature for node '%s'", node);
+        reply_error(rq, PROTO_ERR_UNAUTHORIZED, "bad signature for node '%s'", h.node);
         return 0;
     }
     *valid_out = 1;
     if (!consume)
         return 1;
-    rc = ledger_node_seen(st, node, nonce, rq->wall, rq->wall + NONCE_KEEP_MS);
-    if (rc == METER_EEXIST) {
-        reply_error(rq, PROTO_ERR_UNAUTHORIZED, "nonce already used: a replayed request");
+    if (!nonce_fresh(rq, ledger_node_seen(st, h.node, h.nonce, rq->wall,
+                                          rq->wall + NONCE_KEEP_MS)))
         return 0;
-    }
-    if (rc != METER_OK) {
-        reply_store_error(rq, rc);
-        return 0;
-    }
-    snprintf(rq->node, sizeof rq->node, "%s", node);
+    snprintf(rq->node, sizeof rq->node, "%s", h.node);
     return 1;
+}
+
+/* A signed request, before its body is read: everything but the signature
+ * (which covers the body) — headers, time, a known node, a fresh nonce.
+ * 1 when the body may be read, 0 after answering 401 or a store error. */
+static int signed_early(request *rq)
+{
+    struct signed_hdrs h;
+    if (signed_headers(rq, &h) != 0)
+        return 0;
+    ledger_store *st = rq_store(rq);
+    if (!st)
+        return 0;
+    char secret[LEDGER_SECRET_HEX + 1];
+    int rc = node_secret(rq, st, h.node, secret);
+    memset(secret, 0, sizeof secret);
+    if (rc != METER_OK)
+        return 0;
+    return nonce_fresh(rq, ledger_nonce_used(st, h.node, h.nonce, rq->wall));
 }
 
 /* Which node holds this bearer token (only with --allow-bearer): 1 found,
@@ -186,6 +241,8 @@ static int is_admin_token(request *rq, ledger_store *st, const char *token)
 
 int auth_node(request *rq)
 {
+    if (rq->node[0])
+        return 1;   /* a bearer token, checked from the headers (auth_early) */
     if (rq_header(rq, PROTO_HDR_SIGNATURE)) {
         int valid;
         return check_signed(rq, 1, &valid);
@@ -231,6 +288,8 @@ int auth_node(request *rq)
 
 int auth_admin(request *rq)
 {
+    if (rq->admin[0])
+        return 1;   /* checked from the headers (auth_early) */
     const char *token = bearer_token(rq);
     if (!token) {
         if (rq_header(rq, PROTO_HDR_SIGNATURE)) {
@@ -268,4 +327,13 @@ int auth_admin(request *rq)
     else
         reply_store_error(rq, rc);
     return 0;
+}
+
+int auth_early(request *rq, int admin)
+{
+    /* a signature covers the body: only its headers can be checked now */
+    if (rq_header(rq, PROTO_HDR_SIGNATURE) && !(admin && bearer_token(rq)))
+        return signed_early(rq);
+    /* a bearer token (or none) does not depend on the body: the full check */
+    return admin ? auth_admin(rq) : auth_node(rq);
 }

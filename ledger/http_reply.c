@@ -141,6 +141,12 @@ ledger_store *rq_store(request *rq)
     return rq->st;
 }
 
+void rq_store_release(request *rq)
+{
+    pool_put(server_pool(rq->srv), rq->st);
+    rq->st = NULL;
+}
+
 const char *rq_arg(request *rq, const char *name)
 {
     return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, name);

@@ -7,6 +7,7 @@
  *   meter-ledgerd [OPTIONS] migrate         create / upgrade the schema
  *   meter-ledgerd [OPTIONS] admin add NAME  print a new admin token once
  *   meter-ledgerd [OPTIONS] node add NAME   print a new node secret once
+ *   meter-ledgerd [OPTIONS] node bind NAME PREFIX  bind a record-id prefix
  *
  * Exit codes: 0 ok, 1 failure (database, listening, …), 2 usage error.
  */
@@ -32,6 +33,9 @@ static void usage(FILE *f)
         "       meter-ledgerd [OPTIONS] migrate         create or upgrade the database schema\n"
         "       meter-ledgerd [OPTIONS] admin add NAME  create an admin; prints its token once\n"
         "       meter-ledgerd [OPTIONS] node add NAME   create a node; prints its secret once\n"
+        "       meter-ledgerd [OPTIONS] node bind NAME PREFIX\n"
+        "                     let NAME send record ids PREFIX-… (a re-created node database;\n"
+        "                     PREFIX is its node_id: meterctl config get node_id)\n"
         "       meter-ledgerd --help | --version\n"
         "\n"
         "The central ledger of an ffmeter farm: nodes push their usage records\n"
@@ -49,7 +53,13 @@ static void usage(FILE *f)
         "  --tls-cert FILE --tls-key FILE   serve HTTPS with this PEM certificate and key\n"
         "  --allow-bearer        also accept 'Authorization: Bearer <node secret>' from nodes\n"
         "  --max-body BYTES      largest request body (default %d; 413 beyond)\n"
+        "  --max-body-total BYTES  request bodies held at once, all connections\n"
+        "                        together (default %zu; 503 + Retry-After beyond)\n"
         "  --max-records N       most records per batch (default and maximum %d)\n"
+        "  --max-connections-per-ip N  connections at once from one address\n"
+        "                        (default %d, at most %d)\n"
+        "  --request-deadline S  a request must arrive within S seconds, however\n"
+        "                        steadily it trickles in (default %d)\n"
         "  --console-dir DIR     serve the console from DIR instead of the built-in copy\n"
         "  --shutdown-timeout S  on SIGTERM, wait up to S seconds for requests in flight (30)\n"
         "  --verbose             log every request\n"
@@ -59,7 +69,9 @@ static void usage(FILE *f)
         "The server migrates the schema when it starts; it stops cleanly on SIGTERM\n"
         "or SIGINT (no new connections, requests in flight finished).\n"
         "Exit codes: 0 ok; 1 failure; 2 usage error.\n",
-        LEDGER_DEFAULT_LISTEN, LEDGER_DEFAULT_DB, PROTO_MAX_BODY, PROTO_MAX_BATCH);
+        LEDGER_DEFAULT_LISTEN, LEDGER_DEFAULT_DB, PROTO_MAX_BODY, LEDGER_DEFAULT_BODY_TOTAL,
+        PROTO_MAX_BATCH, LEDGER_DEFAULT_PER_IP, LEDGER_MAX_CONNECTIONS,
+        LEDGER_DEFAULT_DEADLINE_S);
 }
 
 static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -117,6 +129,27 @@ static int cmd_add(const struct ledger_config *cfg, const char *what, const char
     else
         printf("%s\n", secret);
     memset(secret, 0, sizeof secret);
+    ledger_store_close(st);
+    return out;
+}
+
+/* node bind NAME PREFIX: lets NAME send records whose ids start with
+ * PREFIX- (a re-created node database; its node_id). */
+static int cmd_bind(const struct ledger_config *cfg, const char *name, const char *prefix)
+{
+    ledger_store *st;
+    if (open_migrated(cfg, &st) != 0)
+        return 1;
+    ledger_actor cli = { "cli", NULL };
+    int rc = ledger_node_bind(st, name, prefix, meter_now(), &cli);
+    char *all = NULL;
+    if (rc == METER_OK)
+        rc = ledger_node_prefixes(st, name, &all);
+    int out = rc == METER_OK ? 0 : fail(rc == METER_EINVAL ? 2 : 1, "%s",
+                                        ledger_store_errmsg(st));
+    if (rc == METER_OK)
+        printf("node %s sends record ids of: %s\n", name, all);
+    free(all);
     ledger_store_close(st);
     return out;
 }
@@ -182,11 +215,15 @@ int main(int argc, char **argv)
     } else if ((!strcmp(a0, "admin") || !strcmp(a0, "node")) && a1 && !strcmp(a1, "add") &&
                cfg.nargs == 3) {
         rc = cmd_add(&cfg, a0, cfg.args[2]);
+    } else if (!strcmp(a0, "node") && a1 && !strcmp(a1, "bind") && cfg.nargs == 4) {
+        rc = cmd_bind(&cfg, cfg.args[2], cfg.args[3]);
+    } else if (!strcmp(a0, "node") && a1 && !strcmp(a1, "bind")) {
+        rc = fail(2, "usage: meter-ledgerd node bind NAME PREFIX");
     } else if ((!strcmp(a0, "admin") || !strcmp(a0, "node")) && (!a1 || !strcmp(a1, "add"))) {
         rc = fail(2, "usage: meter-ledgerd %s add NAME", a0);
     } else {
         rc = fail(2, "unknown command '%s' (serve with no command; or migrate, admin add NAME, "
-                  "node add NAME; see --help)", a0);
+                  "node add NAME, node bind NAME PREFIX; see --help)", a0);
     }
     config_free(&cfg);
     return rc;

@@ -310,12 +310,3 @@ int store_copy(char *dst, size_t cap, const char *src)
     memcpy(dst, src, n + 1);
     return 0;
 }
-
-meter_time store_add_years(meter_time t, int n)
-{
-    time_t secs = (time_t)(t / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    tm.tm_year += n;   /* Feb 29 + 1 year: timegm normalises to Mar 1 */
-    return (meter_time)timegm(&tm) * 1000 + t % 1000;
-}

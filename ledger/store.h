@@ -38,10 +38,8 @@
 
 #include "meter.h"
 
-#define LEDGER_SCHEMA_VERSION 1
+#define LEDGER_SCHEMA_VERSION 2
 #define LEDGER_SECRET_HEX     64   /* node secrets and admin tokens: 32 random bytes */
-#define LEDGER_REFUND_WINDOW_MS (5 * METER_MS_PER_DAY)  /* the 5th day included */
-#define LEDGER_PACK_MINUTES_MAX INT64_C(10000000)
 
 typedef struct ledger_store ledger_store;
 
@@ -120,6 +118,15 @@ typedef struct ledger_node {
 int ledger_node_add(ledger_store *st, const char *name, meter_time now,
                     const ledger_actor *who, char secret[LEDGER_SECRET_HEX + 1]);
 int ledger_node_list(ledger_store *st, ledger_node **rows, size_t *n);
+/* Record ids are "<prefix>-<k><seq>" (protocol.h) and each prefix belongs
+ * to one node: a node's first batch binds the prefix it uses; any further
+ * prefix (a node whose database was re-created) only an admin binds here.
+ * METER_EEXIST when the prefix is bound already, METER_ENOTFOUND for an
+ * unknown node.  Audited as node.bind. */
+int ledger_node_bind(ledger_store *st, const char *node, const char *prefix, meter_time now,
+                     const ledger_actor *who);
+/* The node's bound prefixes, space-separated, oldest first (malloc'd). */
+int ledger_node_prefixes(ledger_store *st, const char *node, char **list);
 /* The node's secret (to check a signature); METER_ENOTFOUND if unknown. */
 int ledger_node_secret(ledger_store *st, const char *name,
                        char secret[LEDGER_SECRET_HEX + 1]);
@@ -130,6 +137,11 @@ int ledger_node_by_secret(ledger_store *st, const char *secret, char name[METER_
  * (METER_EEXIST: a replay), forgets expired nonces, and sets last-seen. */
 int ledger_node_seen(ledger_store *st, const char *name, const char *nonce,
                      meter_time now, meter_time expires);
+/* Whether the node's nonce is still remembered (a read, storing nothing):
+ * METER_EEXIST when it is (a replay), METER_OK when not.  Lets the server
+ * refuse a replayed request before reading its body; ledger_node_seen
+ * stays the check that counts. */
+int ledger_nonce_used(ledger_store *st, const char *name, const char *nonce, meter_time now);
 
 /* --------------------------------------------------------------- admins -- */
 
@@ -178,7 +190,7 @@ typedef struct ledger_pack_filter {
     const char *node;         /* assigned to this node, or NULL */
 } ledger_pack_filter;
 
-/* Buys a pack of `minutes` (1 … LEDGER_PACK_MINUTES_MAX).  id NULL: one is
+/* Buys a pack of `minutes` (1 … METER_PACK_MINUTES_MAX).  id NULL: one is
  * generated ("pk-YYYYMMDD-xxxxxxxx").  start 0: now.  node: assign at once
  * (must exist), or NULL. */
 int ledger_pack_add(ledger_store *st, const char *id, meter_class type, int64_t minutes,
@@ -227,6 +239,7 @@ typedef struct ledger_detail_row {
                                       after its last deduction; -1 for overage */
     meter_time first_at, last_at;
     int64_t count;
+    int overflow;                  /* used_us beyond int64: shown as INT64_MAX */
 } ledger_detail_row;
 /* Ordered by day, node, pack, ttype. */
 int ledger_usage_details(ledger_store *st, const ledger_query *q,
@@ -246,6 +259,7 @@ typedef struct ledger_total_row {
     int64_t covered_us;      /* Σ deductions from packs */
     int64_t overage_us;      /* Σ overage deductions */
     int64_t records;         /* records of every kind */
+    int overflow;            /* a sum beyond int64: shown as INT64_MAX */
 } ledger_total_row;
 int ledger_totals(ledger_store *st, const char *node, ledger_total_row **rows, size_t *n);
 

@@ -8,6 +8,7 @@
  * SHA-256.  Both are 32 random bytes, so a plain hash is enough: there is
  * nothing to brute-force.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,6 +49,86 @@ int ledger_node_add(ledger_store *st, const char *name, meter_time now,
                           METER_NAME_MAX - 1);
     struct node_add_ctx c = { name, now, who, secret };
     return store_tx(st, node_add_tx, &c);
+}
+
+struct node_bind_ctx {
+    const char *node, *prefix;
+    meter_time now;
+    const ledger_actor *who;
+};
+
+static int node_bind_tx(ledger_store *st, void *vctx)
+{
+    struct node_bind_ctx *c = vctx;
+    lparam p[] = { P_TEXT(c->prefix), P_TEXT(c->node), P_INT(c->now) };
+    lres r;
+    int rc = store_exec(st, "SELECT 1 FROM nodes WHERE name = $1", p + 1, 1, &r);
+    if (rc != METER_OK)
+        return rc;
+    int known = r.nrows > 0;
+    lres_free(&r);
+    if (!known)
+        return store_fail(st, METER_ENOTFOUND, "no node '%s'", c->node);
+    rc = store_exec(st, "SELECT node FROM node_ids WHERE prefix = $1", p, 1, &r);
+    if (rc != METER_OK)
+        return rc;
+    if (r.nrows > 0) {
+        char owner[METER_NAME_MAX];
+        lres_text(&r, 0, 0, owner, sizeof owner);
+        lres_free(&r);
+        return store_fail(st, METER_EEXIST, "record ids '%s-…' are bound to node '%s' already",
+                          c->prefix, owner);
+    }
+    lres_free(&r);
+    rc = store_exec(st, "INSERT INTO node_ids (prefix, node, bound_ms, how)"
+                        " VALUES ($1, $2, $3, 'admin')", p, 3, NULL);
+    if (rc == METER_OK) {
+        char target[METER_NAME_MAX + METER_ID_MAX + 2];
+        snprintf(target, sizeof target, "%s %s", c->node, c->prefix);
+        rc = store_audit(st, c->who, c->now, "node.bind", target);
+    }
+    return rc;
+}
+
+int ledger_node_bind(ledger_store *st, const char *node, const char *prefix, meter_time now,
+                     const ledger_actor *who)
+{
+    if (!prefix || !*prefix || strlen(prefix) >= METER_ID_MAX - 22 || strchr(prefix, '-'))
+        return store_fail(st, METER_EINVAL, "an id prefix is a node database's node_id "
+                          "(meterctl config get node_id): 1 to %d bytes without '-'",
+                          METER_ID_MAX - 23);
+    for (const char *q = prefix; *q; q++)
+        if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') ||
+              *q == '.' || *q == '_' || *q == ':'))
+            return store_fail(st, METER_EINVAL, "id prefix '%.40s': use letters, digits, "
+                              "'.', '_', ':'", prefix);
+    struct node_bind_ctx c = { node, prefix, now, who };
+    return store_tx(st, node_bind_tx, &c);
+}
+
+int ledger_node_prefixes(ledger_store *st, const char *node, char **list)
+{
+    *list = NULL;
+    lparam p[] = { P_TEXT(node) };
+    lres r;
+    int rc = store_exec(st, "SELECT prefix FROM node_ids WHERE node = $1 ORDER BY bound_ms,"
+                            " prefix", p, 1, &r);
+    if (rc != METER_OK)
+        return rc;
+    size_t len = 1;
+    for (int i = 0; i < r.nrows; i++)
+        len += strlen(lres_get(&r, i, 0)) + 1;
+    if (!(*list = calloc(1, len))) {
+        lres_free(&r);
+        return store_fail(st, METER_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < r.nrows; i++) {
+        if (i)
+            strcat(*list, " ");
+        strcat(*list, lres_get(&r, i, 0));
+    }
+    lres_free(&r);
+    return METER_OK;
 }
 
 int ledger_node_list(ledger_store *st, ledger_node **rows, size_t *n)
@@ -154,6 +235,20 @@ int ledger_node_seen(ledger_store *st, const char *name, const char *nonce,
 {
     struct seen_ctx c = { name, nonce, now, expires };
     return store_tx(st, seen_tx, &c);
+}
+
+int ledger_nonce_used(ledger_store *st, const char *name, const char *nonce, meter_time now)
+{
+    lparam p[] = { P_TEXT(name), P_TEXT(nonce), P_INT(now) };
+    lres r;
+    int rc = store_exec(st, "SELECT 1 FROM nonces WHERE node = $1 AND nonce = $2"
+                            " AND expires_ms >= $3", p, 3, &r);
+    if (rc != METER_OK)
+        return rc;
+    int used = r.nrows > 0;
+    lres_free(&r);
+    return used ? store_fail(st, METER_EEXIST, "nonce already used (a replayed request)")
+                : METER_OK;
 }
 
 /* -------------------------------------------------------------- admins -- */

@@ -107,6 +107,5 @@ int store_copy(char *dst, size_t cap, const char *src);
 
 /* t + n calendar years in UTC (Feb 29 → Mar 1), as libmeter computes a
  * pack's end (billing-rules.md §2: valid one year). */
-meter_time store_add_years(meter_time t, int n);
 
 #endif /* LEDGER_STORE_IMPL_H */

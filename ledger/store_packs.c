@@ -24,22 +24,18 @@
 #define PACK_COLS "id, type, total_us, used_us, deductions, start_ms, end_ms, frozen," \
                   " refunded_ms, node, created_ms"
 
+/* The pack rules are libmeter's (meter.h), the same copy the node runs. */
+static meter_pack_state state_of(const ledger_pack *p)
+{
+    return (meter_pack_state){ .start = p->start, .end = p->end, .total_us = p->total_us,
+                               .remaining_us = p->remaining_us, .deductions = p->deductions,
+                               .frozen = p->frozen, .refunded_at = p->refunded_at };
+}
+
 static void pack_status(ledger_pack *p, meter_time now)
 {
-    const char *s;
-    if (p->refunded_at)
-        s = "refunded";
-    else if (p->frozen)
-        s = "frozen";
-    else if (now >= p->end)
-        s = "expired";
-    else if (p->remaining_us <= 0)
-        s = "exhausted";
-    else if (now < p->start)
-        s = "pending";
-    else
-        s = "valid";
-    strcpy(p->status, s);
+    meter_pack_state ps = state_of(p);
+    store_copy(p->status, sizeof p->status, meter_pack_status(&ps, now));
 }
 
 static void read_pack(const lres *r, int i, meter_time now, ledger_pack *p)
@@ -94,8 +90,9 @@ static int node_exists(ledger_store *st, const char *node)
 
 static int check_id(ledger_store *st, const char *id)
 {
-    if (!id || !*id || strlen(id) >= METER_NAME_MAX)
-        return store_fail(st, METER_EINVAL, "a pack id must be 1 to %d bytes", METER_NAME_MAX - 1);
+    if (!meter_pack_id_valid(id))
+        return store_fail(st, METER_EINVAL, "invalid pack id '%.60s' (1 to %d letters, digits, "
+                          "'.', '_', '-', ':'; not '-')", id ? id : "", METER_NAME_MAX - 1);
     return METER_OK;
 }
 
@@ -117,12 +114,10 @@ static int add_tx(ledger_store *st, void *vctx)
     const char *id = c->id;
     int rc;
     if (!id) {
-        /* pk-YYYYMMDD-xxxxxxxx: sortable by purchase day, random tail */
-        char when[40], tail[9];
-        meter_format_time(c->now, 0, when);
+        char tail[9];
         if ((rc = store_random_hex(st, tail, 4)) != METER_OK)
             return rc;
-        snprintf(gen, sizeof gen, "pk-%.4s%.2s%.2s-%s", when, when + 5, when + 8, tail);
+        meter_pack_id_make(c->start ? c->start : c->now, tail, gen);
         id = gen;
     }
     if (c->node && (rc = node_exists(st, c->node)) != METER_OK)
@@ -130,7 +125,7 @@ static int add_tx(ledger_store *st, void *vctx)
     meter_time start = c->start ? c->start : c->now;
     lparam p[] = { P_TEXT(id), P_TEXT(meter_class_name(c->type)),
                    P_INT(c->minutes * METER_US_PER_MIN), P_INT(start),
-                   P_INT(store_add_years(start, 1)), c->node ? P_TEXT(c->node) : P_NULL,
+                   P_INT(meter_pack_end(start)), c->node ? P_TEXT(c->node) : P_NULL,
                    P_INT(c->now) };
     rc = store_exec(st, "INSERT INTO packs (id, type, total_us, start_ms, end_ms, node, created_ms)"
                         " VALUES ($1, $2, $3, $4, $5, $6, $7)", p, 7, NULL);
@@ -154,9 +149,9 @@ int ledger_pack_add(ledger_store *st, const char *id, meter_class type, int64_t 
         return rc;
     if (type != METER_CLASS_GENERAL && type != METER_CLASS_TSC)
         return store_fail(st, METER_EINVAL, "a pack type is general or tsc");
-    if (minutes < 1 || minutes > LEDGER_PACK_MINUTES_MAX)
+    if (minutes < 1 || minutes > METER_PACK_MINUTES_MAX)
         return store_fail(st, METER_EINVAL, "minutes must be 1 to %lld, not %lld",
-                          (long long)LEDGER_PACK_MINUTES_MAX, (long long)minutes);
+                          (long long)METER_PACK_MINUTES_MAX, (long long)minutes);
     if (start < 0)
         return store_fail(st, METER_EINVAL, "a start time cannot be before 1970");
     struct add_ctx c = { id, node && *node ? node : NULL, type, minutes, start, now, who, out };
@@ -316,11 +311,10 @@ static int freeze_tx(ledger_store *st, void *vctx)
     int rc = get_pack(st, c->id, 1, c->now, &p);
     if (rc != METER_OK)
         return rc;
-    if (p.refunded_at)
-        return store_fail(st, METER_EREFUSED, "pack '%s' is refunded", c->id);
-    if (p.frozen == c->frozen)
-        return store_fail(st, METER_EEXIST, "pack '%s' is %s", c->id,
-                          p.frozen ? "already frozen" : "not frozen");
+    char why[METER_ERRMAX];
+    meter_pack_state ps = state_of(&p);
+    if ((rc = meter_pack_may_freeze(&ps, c->id, c->frozen, why)) != METER_OK)
+        return store_fail(st, rc, "%s", why);
     lparam q[] = { P_TEXT(c->id), P_INT(c->frozen) };
     rc = store_exec(st, "UPDATE packs SET frozen = $2 WHERE id = $1", q, 2, NULL);
     if (rc == METER_OK)
@@ -349,17 +343,10 @@ static int refund_tx(ledger_store *st, void *vctx)
     int rc = get_pack(st, c->id, 1, c->now, &p);
     if (rc != METER_OK)
         return rc;
-    if (p.refunded_at)
-        return store_fail(st, METER_EEXIST, "pack '%s' is already refunded", c->id);
-    if (p.deductions > 0 || p.used_us != 0)
-        return store_fail(st, METER_EREFUSED, "pack '%s' cannot be refunded: it has been used "
-                          "(no refund once used)", c->id);
-    if (c->now - p.start > LEDGER_REFUND_WINDOW_MS) {
-        char when[40];
-        meter_format_time(p.start + LEDGER_REFUND_WINDOW_MS, 0, when);
-        return store_fail(st, METER_EREFUSED, "pack '%s' cannot be refunded: the 5-day refund "
-                          "window ended at %s", c->id, when);
-    }
+    char why[METER_ERRMAX];
+    meter_pack_state ps = state_of(&p);
+    if ((rc = meter_pack_may_refund(&ps, c->id, c->now, why)) != METER_OK)
+        return store_fail(st, rc, "%s", why);
     lparam q[] = { P_TEXT(c->id), P_INT(c->now) };
     rc = store_exec(st, "UPDATE packs SET refunded_ms = $2 WHERE id = $1", q, 2, NULL);
     if (rc == METER_OK)

@@ -290,7 +290,21 @@ static const char pg_v1[] =
     "CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit"
     "  FOR EACH ROW EXECUTE FUNCTION ledger_append_only();";
 
-static const char *const pg_migrations[] = { pg_v1 };
+/* Version 2: record ids bound to nodes (see store_sqlite.c). */
+static const char pg_v2[] =
+    "CREATE TABLE node_ids ("
+    "  prefix TEXT COLLATE \"C\" PRIMARY KEY,"
+    "  node TEXT COLLATE \"C\" NOT NULL REFERENCES nodes (name),"
+    "  bound_ms BIGINT NOT NULL,"
+    "  how TEXT COLLATE \"C\" NOT NULL CHECK (how IN ('first-use', 'admin', 'migration')));"
+    "CREATE INDEX node_ids_node ON node_ids (node);"
+    "INSERT INTO node_ids (prefix, node, bound_ms, how)"
+    "  SELECT DISTINCT ON (split_part(id, '-', 1)) split_part(id, '-', 1), node,"
+    "         received_ms, 'migration'"
+    "  FROM records WHERE position('-' in id) > 1"
+    "  ORDER BY split_part(id, '-', 1), received_ms, id;";
+
+static const char *const pg_migrations[] = { pg_v1, pg_v2 };
 
 static const struct store_driver pg_driver = {
     .name = "postgresql",

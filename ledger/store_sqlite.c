@@ -8,10 +8,23 @@
  * never has to upgrade a read lock (no SQLITE_BUSY deadlocks half-way) and
  * writers are serialised — which is what makes read-check-write sequences
  * (refund only if unused, …) safe without row locks.
+ *
+ * The file holds every node's secret in the clear (the ledger needs them
+ * to check signatures), so it is its owner's alone: created 0600, and an
+ * existing one that its group or others may read or write is refused (as
+ * ssh refuses such a key) rather than served.  That is checked with the
+ * schema, when the server starts and by every command.  SQLite gives the
+ * -wal, -shm and -journal files it creates the database file's own mode,
+ * whatever the umask (os_unix.c: findCreateFileMode, robust_open), so they
+ * follow; left-over ones are checked too.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -31,6 +44,12 @@ static int fail_sqlite(struct ledger_store *st, int rc, const char *what)
     switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
+    /* A full disk or an I/O error: nothing was stored (the transaction
+     * rolls back), and it may well pass later — transient, like a lock:
+     * store_tx retries it, and the request is answered 503 with
+     * Retry-After, as the PostgreSQL driver answers disk_full (class 53). */
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
         code = METER_EBUSY;
         break;
     case SQLITE_NOMEM:
@@ -184,7 +203,33 @@ static int sq_lock_schema(struct ledger_store *st)
     return METER_OK;
 }
 
-/* Ours: application_id is ours, or the file is empty (a new database). */
+/* Refuses the database when it, or a -wal/-shm/-journal file beside it,
+ * is open to its group or to others. */
+static int check_private(struct ledger_store *st, const char *path)
+{
+    static const char *const suffix[] = { "", "-wal", "-shm", "-journal" };
+    size_t n = strlen(path);
+    char *name = malloc(n + sizeof "-journal");
+    if (!name)
+        return store_fail(st, METER_ENOMEM, "out of memory");
+    int rc = METER_OK;
+    for (size_t i = 0; i < sizeof suffix / sizeof *suffix && rc == METER_OK; i++) {
+        struct stat sb;
+        memcpy(name, path, n);
+        strcpy(name + n, suffix[i]);
+        if (stat(name, &sb) != 0 || !(sb.st_mode & 077))
+            continue;
+        rc = store_fail(st, METER_EDB, "%s%smode %04o lets group or others at it, and it holds "
+                        "the node secrets: refused (chmod 600 it)", i ? name : "", i ? ": " : "",
+                        (unsigned)(sb.st_mode & 07777));
+    }
+    free(name);
+    return rc;
+}
+
+/* Ours: application_id is ours, or the file is empty (a new database).
+ * Ours must also be private (checked here, after the foreign check: a file
+ * that is another program's is refused as such, not for its mode). */
 static int sq_check_foreign(struct ledger_store *st)
 {
     lres r;
@@ -193,8 +238,9 @@ static int sq_check_foreign(struct ledger_store *st)
         return rc;
     int64_t app = lres_int(&r, 0, 0);
     lres_free(&r);
+    const char *path = sqlite3_db_filename(db_of(st), "main");
     if (app == LEDGER_APP_ID)
-        return METER_OK;
+        return path && *path ? check_private(st, path) : METER_OK;
     if (app != 0)
         return store_fail(st, METER_EFOREIGN, "not a ledger database (application_id %lld)",
                           (long long)app);
@@ -205,6 +251,8 @@ static int sq_check_foreign(struct ledger_store *st)
     lres_free(&r);
     if (objects > 0)
         return store_fail(st, METER_EFOREIGN, "not a ledger database (it holds other tables)");
+    if (path && *path && (rc = check_private(st, path)) != METER_OK)
+        return rc;
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA application_id = %d", LEDGER_APP_ID);
     return sq_script(st, sql);
@@ -291,7 +339,25 @@ static const char sqlite_v1[] =
     "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
     "  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;";
 
-static const char *const sqlite_migrations[] = { sqlite_v1 };
+/* Version 2: record ids are bound to nodes.  Each id prefix (a node
+ * database's node_id) belongs to one node; existing prefixes go to the
+ * node that sent the earliest record under them. */
+static const char sqlite_v2[] =
+    "CREATE TABLE node_ids ("
+    "  prefix TEXT PRIMARY KEY,"
+    "  node TEXT NOT NULL REFERENCES nodes (name),"
+    "  bound_ms INTEGER NOT NULL,"
+    "  how TEXT NOT NULL CHECK (how IN ('first-use', 'admin', 'migration')));"
+    "CREATE INDEX node_ids_node ON node_ids (node);"
+    "INSERT INTO node_ids (prefix, node, bound_ms, how)"
+    "  SELECT prefix, node, received_ms, 'migration' FROM ("
+    "    SELECT substr(id, 1, instr(id, '-') - 1) AS prefix, node, received_ms,"
+    "           row_number() OVER (PARTITION BY substr(id, 1, instr(id, '-') - 1)"
+    "                              ORDER BY received_ms, id) AS rn"
+    "    FROM records WHERE instr(id, '-') > 1)"
+    "  WHERE rn = 1;";
+
+static const char *const sqlite_migrations[] = { sqlite_v1, sqlite_v2 };
 
 static const struct store_driver sqlite_driver = {
     .name = "sqlite",
@@ -309,9 +375,27 @@ static const struct store_driver sqlite_driver = {
     .n_migrations = (int)(sizeof sqlite_migrations / sizeof *sqlite_migrations),
 };
 
+/* Creates the database file, empty and 0600, unless it exists. */
+static int create_private(struct ledger_store *st, const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        close(fd);
+        return METER_OK;
+    }
+    if (errno == EEXIST)
+        return METER_OK;
+    return store_fail(st, METER_EDB, "cannot create: %s", strerror(errno));
+}
+
 int store_sqlite_open(const char *path, int create, struct ledger_store *st)
 {
     st->drv = &sqlite_driver;
+    if (create && strcmp(path, ":memory:") != 0) {
+        int rc = create_private(st, path);
+        if (rc != METER_OK)
+            return rc;
+    }
     sqlite3 *db = NULL;
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
     int rc = sqlite3_open_v2(path, &db, flags, NULL);

@@ -4,7 +4,7 @@
  *
  * Filters are appended as "AND col = $n" only when given (rather than
  * "$n IS NULL OR …", which PostgreSQL cannot type), and every amount is an
- * exact integer sum of *_us columns.
+ * exact integer sum of *_us columns that cannot overflow (EXACT_SUM).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +13,28 @@
 #include "store_impl.h"
 
 #define MAXF 12
+
+/* Sums that cannot overflow.  Each record's amount fits int64, but a sum
+ * of many need not (and a ledger from before the wire bounds may hold
+ * records of INT64_MAX µs): SQLite's SUM() then fails with "integer
+ * overflow" — for every reader, forever, as records are append-only — and
+ * PostgreSQL's numeric sum does not fit the reply.  So each sum is taken
+ * in two parts, x / 2^30 and x % 2^30 (amounts are never negative), each
+ * of which fits int64 for fewer than 2^33 records, joined here in 128
+ * bits.  A total beyond int64 reads as INT64_MAX and sets *overflow. */
+#define SPLIT_BITS 30
+#define SPLIT_STR  "1073741824"
+#define EXACT_SUM(x) "SUM((" x ") / " SPLIT_STR "), SUM((" x ") %% " SPLIT_STR ")"
+
+static int64_t exact_sum(const lres *r, int row, int col, int *overflow)
+{
+    __int128 t = ((__int128)lres_int(r, row, col) << SPLIT_BITS) + lres_int(r, row, col + 1);
+    if (t > INT64_MAX) {
+        *overflow = 1;
+        return INT64_MAX;
+    }
+    return (int64_t)t;
+}
 
 /* A WHERE clause under construction. */
 struct where {
@@ -71,7 +93,7 @@ int ledger_usage_details(ledger_store *st, const ledger_query *q,
      * its last the smallest after_us — no reliance on timestamp ties. */
     char sql[2048];
     snprintf(sql, sizeof sql,
-             "SELECT day, node, COALESCE(pack_id, ''), class, ttype, SUM(amount_us),"
+             "SELECT day, node, COALESCE(pack_id, ''), class, ttype, " EXACT_SUM("amount_us") ","
              " MAX(before_us), MIN(after_us), MIN(at_ms), MAX(at_ms), COUNT(*)"
              " FROM records WHERE kind = 'deduction'%s"
              " GROUP BY day, node, pack_id, class, ttype"
@@ -92,12 +114,12 @@ int ledger_usage_details(ledger_store *st, const ledger_query *q,
         const char *c = lres_get(&r, i, 3);
         d->type = c && !strcmp(c, "tsc") ? METER_CLASS_TSC : METER_CLASS_GENERAL;
         lres_text(&r, i, 4, d->ttype, sizeof d->ttype);
-        d->used_us = lres_int(&r, i, 5);
-        d->before_us = lres_get(&r, i, 6) ? lres_int(&r, i, 6) : -1;
-        d->after_us = lres_get(&r, i, 7) ? lres_int(&r, i, 7) : -1;
-        d->first_at = lres_int(&r, i, 8);
-        d->last_at = lres_int(&r, i, 9);
-        d->count = lres_int(&r, i, 10);
+        d->used_us = exact_sum(&r, i, 5, &d->overflow);
+        d->before_us = lres_get(&r, i, 7) ? lres_int(&r, i, 7) : -1;
+        d->after_us = lres_get(&r, i, 8) ? lres_int(&r, i, 8) : -1;
+        d->first_at = lres_int(&r, i, 9);
+        d->last_at = lres_int(&r, i, 10);
+        d->count = lres_int(&r, i, 11);
     }
     *n = (size_t)r.nrows;
     lres_free(&r);
@@ -215,14 +237,16 @@ int ledger_totals(ledger_store *st, const char *node, ledger_total_row **rows, s
     *rows = NULL;
     *n = 0;
     lparam p[] = { P_TEXT(node ? node : "") };
-    char sql[1024];
+    char sql[2048];
     snprintf(sql, sizeof sql,
              "SELECT node,"
              " SUM(CASE WHEN kind = 'usage' THEN 1 ELSE 0 END),"
-             " SUM(CASE WHEN kind = 'usage' THEN duration_us ELSE 0 END),"
-             " SUM(CASE WHEN kind = 'usage' THEN billed_us ELSE 0 END),"
-             " SUM(CASE WHEN kind = 'deduction' AND pack_id IS NOT NULL THEN amount_us ELSE 0 END),"
-             " SUM(CASE WHEN kind = 'deduction' AND pack_id IS NULL THEN amount_us ELSE 0 END),"
+             " " EXACT_SUM("CASE WHEN kind = 'usage' THEN duration_us ELSE 0 END") ","
+             " " EXACT_SUM("CASE WHEN kind = 'usage' THEN billed_us ELSE 0 END") ","
+             " " EXACT_SUM("CASE WHEN kind = 'deduction' AND pack_id IS NOT NULL"
+                           " THEN amount_us ELSE 0 END") ","
+             " " EXACT_SUM("CASE WHEN kind = 'deduction' AND pack_id IS NULL"
+                           " THEN amount_us ELSE 0 END") ","
              " COUNT(*)"
              " FROM records%s GROUP BY node ORDER BY node",
              node ? " WHERE node = $1" : "");
@@ -238,11 +262,11 @@ int ledger_totals(ledger_store *st, const char *node, ledger_total_row **rows, s
         ledger_total_row *t = &(*rows)[i];
         lres_text(&r, i, 0, t->node, sizeof t->node);
         t->usage_count = lres_int(&r, i, 1);
-        t->duration_us = lres_int(&r, i, 2);
-        t->billed_us = lres_int(&r, i, 3);
-        t->covered_us = lres_int(&r, i, 4);
-        t->overage_us = lres_int(&r, i, 5);
-        t->records = lres_int(&r, i, 6);
+        t->duration_us = exact_sum(&r, i, 2, &t->overflow);
+        t->billed_us = exact_sum(&r, i, 4, &t->overflow);
+        t->covered_us = exact_sum(&r, i, 6, &t->overflow);
+        t->overage_us = exact_sum(&r, i, 8, &t->overflow);
+        t->records = lres_int(&r, i, 10);
     }
     *n = (size_t)r.nrows;
     lres_free(&r);

@@ -163,9 +163,7 @@ int meter_charge(meter_store *st, const char *charge_id, meter_class cls, const 
     return METER_OK;
 }
 
-int meter_record_tx(meter_store *st, const meter_usage_in *in, const char *session_id,
-                    const char *state, meter_time started_at, int64_t bill_us,
-                    meter_usage_result *out, char *packs_csv, size_t packs_cap)
+int meter_usage_check(meter_store *st, const meter_usage_in *in, meter_spec *spec)
 {
     int rc;
     if ((rc = meter_check_name(st->err, "job", in->job)) != METER_OK ||
@@ -180,10 +178,16 @@ int meter_record_tx(meter_store *st, const meter_usage_in *in, const char *sessi
      * pack that has not started yet.  A minute of clock skew is allowed. */
     if (in->at > meter_now() + 60000)
         return meter_fail(st, METER_EINVAL, "usage time is in the future");
+    return meter_classify(st, in->cls, in->codec, in->width, in->height, spec, st->err);
+}
 
+int meter_record_tx(meter_store *st, const meter_usage_in *in, const char *session_id,
+                    const char *state, meter_time started_at, int64_t bill_us,
+                    meter_usage_result *out, char *packs_csv, size_t packs_cap)
+{
+    int rc;
     meter_spec spec;
-    if ((rc = meter_classify(st, in->cls, in->codec, in->width, in->height, &spec,
-                             st->err)) != METER_OK)
+    if ((rc = meter_usage_check(st, in, &spec)) != METER_OK)
         return rc;
     meter_rate rate;
     rc = meter_rate_lookup(st, in->cls, spec.ttype, &rate);

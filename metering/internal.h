@@ -122,6 +122,11 @@ int meter_charge(meter_store *st, const char *charge_id, meter_class cls,
                  int64_t *covered, int64_t *overage,
                  char *packs_csv, size_t packs_cap);
 
+/* Whether a usage may be recorded: job and output names, duration range,
+ * time (not before 1970, not in the future beyond a minute of skew), and
+ * the classification (spec gets it).  METER_EINVAL with the reason. */
+int meter_usage_check(meter_store *st, const meter_usage_in *in, meter_spec *spec);
+
 /* One usage record inside an open transaction: classify, bill, insert,
  * deduct (realtime) and enqueue for sync.  state: "manual", "done",
  * "interrupted".  session_id may be NULL.  bill_us 0 bills in->duration_us
@@ -188,12 +193,22 @@ int meter_state_push(struct meter_session_state *s, int width, int height, int64
 /* Inside a write transaction: marks the session finalized with `status`
  * (inserting its row if the database never saw it, as for spooled
  * sessions), stores its segments, and records one usage per run of equal
- * size at time `at`.  With METER_SESSION_IDEMPOTENT in s->flags and a
- * session of the same job and output already "done", it bills nothing and
- * the status becomes "duplicate".  METER_EFINALIZED if the row is already
+ * size at time `at`, each in state `status` ("done", "interrupted", or
+ * "manual" for meter_record_once).  With METER_SESSION_IDEMPOTENT in
+ * s->flags and the job and output billed before
+ * (meter_session_billed_before), it bills nothing and the status becomes
+ * "duplicate".  METER_EFINALIZED if the row is already
  * final.  sum may be NULL. */
 int meter_session_bill_tx(meter_store *st, const struct meter_session_state *s,
                           const char *status, meter_time at, meter_session_summary *sum);
+
+/* The idempotency rule (METER_SESSION_IDEMPOTENT, meter_record_once):
+ * the first session other than exclude_id that billed this job and output
+ * in full — status "done" (a metered output that reached its end) or
+ * "manual" (a record entered by hand); an interrupted run does not count.
+ * found gets its id, or "" when there is none. */
+int meter_session_billed_before(meter_store *st, const char *job, const char *output,
+                                const char *exclude_id, char found[METER_ID_MAX]);
 
 /* Reads a spool file; METER_EINVAL (message in st) when malformed. */
 int meter_spool_read(meter_store *st, const char *path, struct meter_session_state *s);
@@ -205,5 +220,10 @@ int meter_session_save_segments(meter_store *st, const struct meter_session_stat
 int meter_spool_write(const char *dir, const struct meter_session_state *s,
                       char err[METER_ERRMAX]);
 void meter_spool_remove(const char *dir, const char *session_id);
+/* Whether dir can take spool files now: creates it when missing (its parent
+ * must exist, as for meter_spool_write), then creates and removes a probe
+ * file.  METER_EIO with "cannot create spool directory '…': <cause>" or
+ * "cannot write in spool directory '…': <cause>" when it cannot. */
+int meter_spool_probe(const char *dir, char err[METER_ERRMAX]);
 
 #endif /* METER_INTERNAL_H */

@@ -45,11 +45,21 @@ extern "C" {
 #define METER_NAME_MAX    128   /* longest job, output, node or pack id (bytes) */
 #define METER_TTYPE_MAX   64    /* longest transcoding-type name */
 #define METER_ID_MAX      96    /* longest record id */
+#define METER_KEY_MAX     64    /* longest idempotency key of a manual record
+                                   (bytes, without the NUL) */
 
 /* Largest duration accepted: 10^15 µs (about 31.7 years).  Billing
- * multiplies in 128 bits; a bill that would not fit int64 is refused. */
+ * multiplies in 128 bits; a bill over METER_BILLED_MAX_US is refused. */
 #define METER_DURATION_MAX_US INT64_C(1000000000000000)
 #define METER_RATIO_NUM_MAX   1000000
+/* Largest amount one record can bill or deduct: 10^18 µs (about 31,700
+ * years of pack time), so one record always fits int64 with room to spare;
+ * a bill beyond it is refused.  Sums over many records are the reader's
+ * care (the ledger sums in 128 bits). */
+#define METER_BILLED_MAX_US   INT64_C(1000000000000000000)
+/* Largest pack: 10^7 minutes (about 19 years of one output). */
+#define METER_PACK_MINUTES_MAX INT64_C(10000000)
+#define METER_PACK_TOTAL_MAX_US (METER_PACK_MINUTES_MAX * METER_US_PER_MIN)
 
 enum meter_error {
     METER_OK          =   0,
@@ -230,6 +240,43 @@ typedef struct meter_pack {
                                pending (start in the future) > valid */
 } meter_pack;
 
+/* The rules of a pack, one copy for the node and the ledger (the ledger
+ * links libmeter for them).  Pure functions: no store, no clock. */
+typedef struct meter_pack_state {
+    meter_time start, end;
+    int64_t total_us, remaining_us;
+    int64_t deductions;     /* deduction records against it */
+    int frozen;
+    meter_time refunded_at; /* 0 when not refunded */
+} meter_pack_state;
+
+#define METER_PACK_REFUND_WINDOW_MS (5 * METER_MS_PER_DAY)
+
+/* The end of a pack's validity: start + 1 calendar year, UTC (a pack
+ * bought on Feb 29 ends on Mar 1). */
+meter_time meter_pack_end(meter_time start);
+/* "refunded", "frozen", "expired", "exhausted" (remaining ≤ 0), "pending"
+ * (not started) or "valid" — the first that applies, in that order. */
+const char *meter_pack_status(const meter_pack_state *p, meter_time now);
+/* The last instant a refund is accepted: start + 5 × 24 h (the whole 5th
+ * day counts). */
+meter_time meter_pack_refundable_until(meter_time start);
+/* METER_OK when the pack may be refunded now: not refunded (else
+ * METER_EEXIST), never deducted from and now ≤ refundable_until (else
+ * METER_EREFUSED); err says why. */
+int meter_pack_may_refund(const meter_pack_state *p, const char *id, meter_time now,
+                          char err[METER_ERRMAX]);
+/* METER_OK when the pack may be frozen (frozen 1) or unfrozen (0):
+ * METER_EREFUSED for a refunded pack, METER_EEXIST when it already is. */
+int meter_pack_may_freeze(const meter_pack_state *p, const char *id, int frozen,
+                          char err[METER_ERRMAX]);
+/* Pack ids: 1 … METER_NAME_MAX−1 bytes of [A-Za-z0-9._:-], not "-" (the
+ * overage marker). */
+int meter_pack_id_valid(const char *s);
+/* A generated id, "pk-YYYYMMDD-xxxxxxxx": the start day (UTC), then 8 hex
+ * characters of randomness the caller supplies. */
+int meter_pack_id_make(meter_time start, const char *tail_hex, char out[METER_NAME_MAX]);
+
 /* Buys a pack of `minutes` (1 … 10^7) whole minutes.  id NULL: generated
  * ("pk-YYYYMMDD-xxxxxxxx").  start 0: now.  out may be NULL. */
 int meter_pack_add(meter_store *st, const char *id, meter_class type,
@@ -245,13 +292,15 @@ typedef struct meter_pack_filter {
 int meter_pack_list(meter_store *st, const meter_pack_filter *filter,
                     meter_pack **rows, size_t *n);
 
-/* Freeze / unfreeze: refused for refunded packs; freezing a frozen pack or
- * unfreezing an unfrozen one is refused with the reason. */
+/* Freeze / unfreeze: METER_EREFUSED for refunded packs; freezing a frozen
+ * pack or unfreezing an unfrozen one is METER_EEXIST, with the reason
+ * (meter_pack_may_freeze). */
 int meter_pack_freeze(meter_store *st, const char *id);
 int meter_pack_unfreeze(meter_store *st, const char *id);
 /* Refund: only within 5 × 24 h of purchase (now ≤ start + 120 h, so all of
  * the 5th day counts) and only if the pack was never deducted from; else
- * METER_EREFUSED with the reason. */
+ * METER_EREFUSED with the reason (METER_EEXIST when already refunded;
+ * meter_pack_may_refund). */
 int meter_pack_refund(meter_store *st, const char *id);
 
 /* Pack-µs usable right now by `cls` (valid packs only). */
@@ -285,6 +334,32 @@ typedef struct meter_usage_result {
  * one transaction.  out may be NULL. */
 int meter_record(meter_store *st, const meter_usage_in *in,
                  meter_usage_result *out);
+
+/* meter_record() once per idempotency key, for callers that may repeat a
+ * call (`meterctl record` from a scheduler that retries).
+ *   key NULL: the key is the job and output, under the rule of
+ *     METER_SESSION_IDEMPOTENT: when a usage of in->job and in->output was
+ *     already billed in full — by an earlier record, or by a metered output
+ *     that ended "done" (an interrupted run does not count) — nothing is
+ *     billed, whatever the other values.
+ *   key given (1 … METER_KEY_MAX letters, digits, '.', '_', '-', ':'): when
+ *     a record with this key exists with the same job, output, class, codec
+ *     (as given), width, height and duration, nothing is billed; a key
+ *     already used for other values is refused (METER_EEXIST: one key, two
+ *     usages, is the caller's mistake).  Records with distinct keys bill
+ *     separately, even for one job and output.
+ * in->at is never compared: the first record's time stands.  Keys are per
+ * database (per node).
+ * *already (may be NULL) is 1 when nothing was billed because the record
+ * exists, 0 when it was billed now.  out (may be NULL) describes the
+ * record either way: the id and transcoding type of its first usage
+ * record, the amounts summed over all of them (a metered output has one
+ * per picture size).
+ * The record is a session of status "manual" (meter_sessions(), and the
+ * job+output rule above), id "<node_id>-m:<key>" with a key; its usage
+ * records have state "manual". */
+int meter_record_once(meter_store *st, const meter_usage_in *in, const char *key,
+                      meter_usage_result *out, int *already);
 
 typedef struct meter_settle_result {
     int days;          /* (day, class, ttype) groups settled */
@@ -359,7 +434,8 @@ typedef struct meter_session_row {
     char status[12];               /* running | done | interrupted |
                                       duplicate (IDEMPOTENT, billed before) |
                                       failed (could not be billed; verify
-                                      reports it) */
+                                      reports it) | manual (a record entered
+                                      by hand, meter_record_once) */
     int64_t duration_us;           /* as of the last checkpoint */
     int segments;
     int pid;
@@ -409,6 +485,13 @@ int meter_verify(meter_store *st,
  * spool file (checkpoints and the final record) that meter_reap() or
  * meter_import_spool() bills later; nothing is lost.  Other errors (a
  * foreign or newer file, a bad codec) fail the open either way.  Without SPOOL the failing call returns the error.
+ *
+ * Nowhere to go: a session opens only when its usage can be kept.  When
+ * the database fails at open and SPOOL is set, the spool directory must
+ * exist or be creatable (its parent must exist) and take a probe file;
+ * else the open fails with METER_EIO and one line naming the database's
+ * problem and the spool directory's ("the usage could go nowhere: …, and
+ * cannot create spool directory '…': Permission denied").
  */
 typedef struct meter_session meter_session;
 
@@ -416,7 +499,9 @@ enum meter_session_flags {
     METER_SESSION_ENFORCE     = 1u << 0,  /* refuse to open when no minutes */
     METER_SESSION_SPOOL       = 1u << 1,  /* on DB failure, spool to a file */
     METER_SESSION_IDEMPOTENT  = 1u << 2,  /* a session of this job+output
-                                             already finished "done": bill
+                                             already finished "done", or a
+                                             manual record of it exists
+                                             (meter_record_once): bill
                                              nothing (status "duplicate");
                                              decided when billing, on every
                                              path (finalize, reap, import).
@@ -440,7 +525,9 @@ const char *meter_default_job(void);
 /* Opens (or resumes, see above) a session.  Validates class and codec;
  * with ENFORCE refuses (METER_ENOMINUTES) when no valid pack of the class
  * has minutes.  With SPOOL a database that cannot be opened is not an
- * error: the session runs spooled (meter_session_spooled() says so). */
+ * error when the spool directory can take the usage: the session runs
+ * spooled (meter_session_spooled() says so); when it cannot, METER_EIO
+ * (see "Nowhere to go" above). */
 int meter_session_open(const meter_session_opts *o, meter_session **out,
                        char err[METER_ERRMAX]);
 

@@ -12,29 +12,21 @@
 
 #include "internal.h"
 
-#define PACK_MINUTES_MAX INT64_C(10000000)    /* 10^7 minutes ≈ 166,667 hours */
-#define REFUND_WINDOW_MS (5 * METER_MS_PER_DAY) /* 5th day included */
-
 static const char pack_columns[] =
     "id, type, total_us, remaining_us, start_at, end_at, frozen, refunded_at,"
     " (SELECT count(*) FROM deductions d WHERE d.pack_id = packs.id)";
 
+static meter_pack_state state_of(const meter_pack *p)
+{
+    return (meter_pack_state){ .start = p->start, .end = p->end, .total_us = p->total_us,
+                               .remaining_us = p->remaining_us, .deductions = p->deductions,
+                               .frozen = p->frozen, .refunded_at = p->refunded_at };
+}
+
 static void pack_status(meter_pack *p, meter_time now)
 {
-    const char *s;
-    if (p->refunded_at)
-        s = "refunded";
-    else if (p->frozen)
-        s = "frozen";
-    else if (now >= p->end)
-        s = "expired";
-    else if (p->remaining_us == 0)
-        s = "exhausted";
-    else if (now < p->start)
-        s = "pending";
-    else
-        s = "valid";
-    strcpy(p->status, s);
+    meter_pack_state ps = state_of(p);
+    meter_copy(p->status, sizeof p->status, meter_pack_status(&ps, now));
 }
 
 static void read_pack(sqlite3_stmt *s, meter_pack *p, meter_time now)
@@ -72,17 +64,6 @@ int meter_pack_get(meter_store *st, const char *id, meter_pack *out)
     return code;
 }
 
-static int valid_pack_id(const char *id)
-{
-    size_t n = strlen(id);
-    if (n == 0 || n >= METER_NAME_MAX || strcmp(id, "-") == 0)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)id[i]) && !strchr("._-:", id[i]))
-            return 0;
-    return 1;
-}
-
 /* Appends a pack event and queues it for sync. */
 static int pack_event(meter_store *st, const char *pack_id, const char *action, meter_time at)
 {
@@ -109,10 +90,10 @@ int meter_pack_add(meter_store *st, const char *id, meter_class type, int64_t mi
 {
     if (type != METER_CLASS_GENERAL && type != METER_CLASS_TSC)
         return meter_fail(st, METER_EINVAL, "unknown pack type (general or tsc)");
-    if (minutes <= 0 || minutes > PACK_MINUTES_MAX)
+    if (minutes <= 0 || minutes > METER_PACK_MINUTES_MAX)
         return meter_fail(st, METER_EINVAL, "pack minutes must be between 1 and %lld, not %lld",
-                          (long long)PACK_MINUTES_MAX, (long long)minutes);
-    if (id && !valid_pack_id(id))
+                          (long long)METER_PACK_MINUTES_MAX, (long long)minutes);
+    if (id && !meter_pack_id_valid(id))
         return meter_fail(st, METER_EINVAL, "invalid pack id '%s' (letters, digits, '.', "
                           "'_', '-', ':'; at most %d bytes)", id, METER_NAME_MAX - 1);
     if (start < 0)
@@ -126,16 +107,12 @@ int meter_pack_add(meter_store *st, const char *id, meter_class type, int64_t mi
     if (rc != METER_OK)
         return rc;
     if (!id) {
-        /* pk-YYYYMMDD-xxxxxxxx: sortable by purchase day, random tail. */
-        char day[11];
-        meter_day_of(start, 0, day);
         sqlite3_stmt *r = meter_prepare(st, "SELECT lower(hex(randomblob(4)))");
         if (!r || sqlite3_step(r) != SQLITE_ROW) {
             sqlite3_finalize(r);
             return meter_tx_end(st, meter_fail_db(st, "generate pack id"));
         }
-        snprintf(gen, sizeof gen, "pk-%.4s%.2s%.2s-%s", day, day + 5, day + 8,
-                 (const char *)sqlite3_column_text(r, 0));
+        meter_pack_id_make(start, (const char *)sqlite3_column_text(r, 0), gen);
         sqlite3_finalize(r);
         id = gen;
     }
@@ -148,7 +125,7 @@ int meter_pack_add(meter_store *st, const char *id, meter_class type, int64_t mi
     sqlite3_bind_int(s, 2, (int)type);
     sqlite3_bind_int64(s, 3, minutes * METER_US_PER_MIN);
     sqlite3_bind_int64(s, 4, start);
-    sqlite3_bind_int64(s, 5, meter_add_years(start, 1));
+    sqlite3_bind_int64(s, 5, meter_pack_end(start));
     sqlite3_bind_int64(s, 6, now);
     rc = meter_exec_stmt(st, s, "add pack");
     if (rc == METER_EEXIST)
@@ -232,11 +209,10 @@ static int set_frozen(meter_store *st, const char *id, int frozen)
     if (rc != METER_OK)
         return rc;
     rc = pack_in_tx(st, id, &p, now);
-    if (rc == METER_OK && p.refunded_at)
-        rc = meter_fail(st, METER_EREFUSED, "pack '%s' is refunded", id);
-    if (rc == METER_OK && p.frozen == frozen)
-        rc = meter_fail(st, METER_EREFUSED, "pack '%s' is %s frozen", id,
-                        frozen ? "already" : "not");
+    char why[METER_ERRMAX];
+    meter_pack_state ps = state_of(&p);
+    if (rc == METER_OK && (rc = meter_pack_may_freeze(&ps, id, frozen, why)) != METER_OK)
+        meter_fail(st, rc, "%s", why);
     if (rc == METER_OK) {
         sqlite3_stmt *s = meter_prepare(st, "UPDATE packs SET frozen = ?2 WHERE id = ?1");
         if (!s)
@@ -270,17 +246,10 @@ int meter_pack_refund(meter_store *st, const char *id)
     if (rc != METER_OK)
         return rc;
     rc = pack_in_tx(st, id, &p, now);
-    if (rc == METER_OK && p.refunded_at)
-        rc = meter_fail(st, METER_EREFUSED, "pack '%s' is already refunded", id);
-    if (rc == METER_OK && (p.deductions > 0 || p.remaining_us != p.total_us))
-        rc = meter_fail(st, METER_EREFUSED, "pack '%s' cannot be refunded: it has been used "
-                        "(no refund once used)", id);
-    if (rc == METER_OK && now - p.start > REFUND_WINDOW_MS) {
-        char when[40];
-        meter_format_time(p.start + REFUND_WINDOW_MS, 0, when);
-        rc = meter_fail(st, METER_EREFUSED, "pack '%s' cannot be refunded: the 5-day refund "
-                        "window ended at %s", id, when);
-    }
+    char why[METER_ERRMAX];
+    meter_pack_state ps = state_of(&p);
+    if (rc == METER_OK && (rc = meter_pack_may_refund(&ps, id, now, why)) != METER_OK)
+        meter_fail(st, rc, "%s", why);
     if (rc == METER_OK) {
         sqlite3_stmt *s = meter_prepare(st, "UPDATE packs SET refunded_at = ?2 WHERE id = ?1");
         if (!s)
@@ -344,11 +313,11 @@ static int update_flag(meter_store *st, const char *id, const char *sql, int64_t
 
 int meter_pack_apply(meter_store *st, const meter_remote_pack *p)
 {
-    if (!p || !valid_pack_id(p->id))
+    if (!p || !meter_pack_id_valid(p->id))
         return meter_fail(st, METER_EINVAL, "assigned pack has an invalid id '%s'",
                           p ? p->id : "");
     if ((p->type != METER_CLASS_GENERAL && p->type != METER_CLASS_TSC) || p->total_us <= 0 ||
-        p->total_us > PACK_MINUTES_MAX * METER_US_PER_MIN || p->start < 0 || p->end <= p->start)
+        p->total_us > METER_PACK_TOTAL_MAX_US || p->start < 0 || p->end <= p->start)
         return meter_fail(st, METER_EINVAL, "assigned pack '%s' has an invalid type, size or "
                           "validity", p->id);
     meter_time now = meter_now();

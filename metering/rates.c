@@ -479,7 +479,7 @@ int meter_bill(const meter_rate *rate, meter_rounding rounding, int64_t duration
     /* Overage of a type without a ratio keeps its output duration (ratio 1). */
     __int128 num = ok ? rate->num : 1, den = ok ? rate->den : 1;
     __int128 b = (d * num + den - 1) / den;  /* ceil: never under-bill a µs */
-    if (b > INT64_MAX)
+    if (b > METER_BILLED_MAX_US)
         return METER_EINVAL;
     *billed_us = (int64_t)b;
     if (deductible)

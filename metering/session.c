@@ -183,6 +183,24 @@ static int check_minutes(meter_session *s)
     return rc;
 }
 
+/* The open is refused: neither the database nor the spool can take the
+ * usage.  One line naming both paths and both causes, kept short enough
+ * for METER_ERRMAX with ordinary paths: the "create one" hint of a
+ * missing database is dropped, and a database message that does not name
+ * its file gets the path in front. */
+static int nowhere_to_go(meter_session *s, int db_rc, const char *spool_why)
+{
+    char db_why[METER_ERRMAX];
+    if (db_rc == METER_ENOTFOUND)
+        meter_fail_buf(db_why, db_rc, "no database at '%s'", s->db);
+    else if (!strstr(s->err, s->db))
+        meter_fail_buf(db_why, db_rc, "database '%s': %s", s->db, s->err);
+    else
+        meter_copy(db_why, sizeof db_why, s->err);
+    return meter_fail_buf(s->err, METER_EIO, "the usage could go nowhere: %s, and %s", db_why,
+                          spool_why);
+}
+
 /* Opens the store, validates the codec against its rate table, checks
  * ENFORCE and writes the running row.  With SPOOL a transient database
  * failure leaves s->st NULL (spooled) instead of failing; anything else —
@@ -213,7 +231,14 @@ static int attach_store(meter_session *s)
      * spooling would only hide. */
     int spoolable = meter_error_transient(rc) || rc == METER_ENOTFOUND;
     if (rc != METER_OK && spoolable && (x->flags & METER_SESSION_SPOOL)) {
-        /* Keep transcoding: the usage goes to a spool file instead. */
+        /* Keep transcoding: the usage goes to a spool file instead — but
+         * only when the spool can take it now.  Finding out at the end of
+         * the job, when the usage has nowhere to go, would leave it billed
+         * nowhere (a service user who can write neither the database nor
+         * the directory beside it). */
+        char why[METER_ERRMAX];
+        if (meter_spool_probe(x->spool_dir, why) != METER_OK)
+            return nowhere_to_go(s, rc, why);
         meter_copy(x->node, sizeof x->node, x->host);
         snprintf(x->id, sizeof x->id, "%.40s-%d-%lld-%u", x->host, x->pid,
                  (long long)x->opened_at, atomic_fetch_add(&spool_counter, 1) + 1);
@@ -441,6 +466,12 @@ static int finalize_locked(meter_session *s, int interrupted, meter_session_summ
         x->updated_at = meter_now();
         rc = spool_state(s, 1, interrupted);
         if (rc == METER_OK) {
+            /* What a billing transaction that then failed to commit had
+             * tallied was rolled back: the summary shows the spooled
+             * state alone. */
+            memset(&sum, 0, sizeof sum);
+            meter_copy(sum.job, sizeof sum.job, x->job);
+            meter_copy(sum.output, sizeof sum.output, x->output);
             sum.spooled = 1;
             for (int i = 0; i < x->nseg; i++)
                 sum.duration_us += x->seg[i].duration_us;

@@ -100,24 +100,36 @@ int meter_session_save_segments(meter_store *st, const struct meter_session_stat
     return rc;
 }
 
+int meter_session_billed_before(meter_store *st, const char *job, const char *output,
+                                const char *exclude_id, char found[METER_ID_MAX])
+{
+    found[0] = '\0';
+    sqlite3_stmt *q = meter_prepare(st, "SELECT id FROM sessions WHERE job = ?1 AND output = ?2"
+                                        " AND status IN ('done', 'manual') AND id <> ?3"
+                                        " ORDER BY opened_at, id LIMIT 1");
+    if (!q)
+        return METER_EDB;
+    sqlite3_bind_text(q, 1, job, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, output, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, exclude_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        meter_col_text(q, 0, found, METER_ID_MAX);
+    sqlite3_finalize(q);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? METER_OK : meter_fail_db(st, "read sessions");
+}
+
 /* Whether an IDEMPOTENT session's job and output were billed in full
- * before (an interrupted run does not count: a retry bills again). */
+ * before. */
 static int billed_before(meter_store *st, const struct meter_session_state *s, int *yes)
 {
     *yes = 0;
     if (!(s->flags & METER_SESSION_IDEMPOTENT))
         return METER_OK;
-    sqlite3_stmt *q = meter_prepare(st, "SELECT 1 FROM sessions WHERE job = ?1 AND output = ?2"
-                                        " AND status = 'done' AND id <> ?3 LIMIT 1");
-    if (!q)
-        return METER_EDB;
-    sqlite3_bind_text(q, 1, s->job, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, s->output, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 3, s->id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(q);
-    *yes = rc == SQLITE_ROW;
-    sqlite3_finalize(q);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? METER_OK : meter_fail_db(st, "read sessions");
+    char found[METER_ID_MAX];
+    int rc = meter_session_billed_before(st, s->job, s->output, s->id, found);
+    *yes = found[0] != '\0';
+    return rc;
 }
 
 /* A run: consecutive segments of one size, billed as one usage record. */

@@ -7,6 +7,9 @@
  * renamed, so a file is always whole; the last line "end" proves it.
  * meter_import_spool() bills each file in one transaction and then removes
  * it; a session already billed is skipped, so importing twice is harmless.
+ * meter_spool_probe() tells a session, when it opens, whether the directory
+ * can take its files at all: a session whose usage could go nowhere is not
+ * opened (session.c).
  *
  * Format, one "key value" per line (values are names without control
  * characters, so a line cannot break them):
@@ -18,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +69,28 @@ int meter_spool_write(const char *dir, const struct meter_session_state *s,
         return meter_fail_buf(err, METER_EIO, "cannot write spool file '%s': %s", path,
                               strerror(e));
     }
+    return METER_OK;
+}
+
+int meter_spool_probe(const char *dir, char err[METER_ERRMAX])
+{
+    if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+        return meter_fail_buf(err, METER_EIO, "cannot create spool directory '%s': %s", dir,
+                              strerror(errno));
+    /* Permission bits do not tell the whole truth (root, ACLs, a read-only
+     * mount, a full disk of inodes): create a file the way a spool file is
+     * created.  Its name does not end in ".spool", so an importer never
+     * takes a probe left by a crash for usage. */
+    static atomic_uint probes;
+    char path[4400];
+    snprintf(path, sizeof path, "%s/.probe-%d-%u", dir, (int)getpid(),
+             atomic_fetch_add(&probes, 1));
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return meter_fail_buf(err, METER_EIO, "cannot write in spool directory '%s': %s", dir,
+                              strerror(errno));
+    close(fd);
+    unlink(path);
     return METER_OK;
 }
 

@@ -23,8 +23,6 @@
 
 #define NELEM(a) (sizeof (a) / sizeof *(a))
 
-/* Largest pack on the wire: libmeter's 10^7 minutes. */
-#define PACK_TOTAL_MAX_US (INT64_C(10000000) * METER_US_PER_MIN)
 
 static int failf(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int failf(char *err, const char *fmt, ...)
@@ -87,6 +85,10 @@ json_t *proto_error_json(proto_error e, const char *message)
     char line[PROTO_ERRMAX];
     const char *m = message && *message ? message : proto_error_name(e);
     size_t n = strcspn(m, "\r\n");
+    if (n == 0) {   /* a message whose first line is empty says no more than its code */
+        m = proto_error_name(e);
+        n = strlen(m);
+    }
     if (n >= sizeof line) {
         n = sizeof line - 1;
         /* do not cut a UTF-8 sequence in two */
@@ -151,9 +153,34 @@ static int id_chars(const char *s, size_t max)
 
 int proto_valid_node(const char *s)      { return id_chars(s, METER_NAME_MAX); }
 int proto_valid_record_id(const char *s) { return id_chars(s, METER_ID_MAX); }
+int proto_record_id_prefix(const char *id, const char *kind, char prefix[METER_ID_MAX])
+{
+    static const struct { const char *kind; char letter; } letters[] = {
+        { "usage", 'u' }, { "deduction", 'd' }, { "settlement", 's' }, { "pack_event", 'e' },
+    };
+    if (!proto_valid_record_id(id))
+        return 0;
+    const char *dash = strchr(id, '-');
+    if (!dash || dash == id)
+        return 0;
+    const char *k = dash + 1, *seq = dash + 2;
+    int letter_ok = 0;
+    for (size_t i = 0; i < NELEM(letters); i++)
+        if (*k == letters[i].letter && (!kind || strcmp(kind, letters[i].kind) == 0))
+            letter_ok = 1;
+    size_t nseq = strspn(seq, "0123456789");
+    if (!letter_ok || nseq == 0 || nseq > 19 || seq[nseq] != '\0' || seq[0] == '0')
+        return 0;
+    if (prefix) {
+        memcpy(prefix, id, (size_t)(dash - id));
+        prefix[dash - id] = '\0';
+    }
+    return 1;
+}
+
 int proto_valid_pack_id(const char *s)
 {
-    return id_chars(s, METER_NAME_MAX) && strcmp(s, "-") != 0;
+    return meter_pack_id_valid(s);   /* the pack rules' own syntax */
 }
 
 int proto_valid_day(const char *s)
@@ -428,7 +455,7 @@ static int decode_usage(const rd *r, meter_sync_record *o)
         return rc;
     o->height = (int)v;
     if ((rc = get_int(r, "duration_us", 1, METER_DURATION_MAX_US, &o->duration_us, 0, NULL)) ||
-        (rc = get_int(r, "billed_us", 0, INT64_MAX, &o->billed_us, 0, NULL)) ||
+        (rc = get_int(r, "billed_us", 0, METER_BILLED_MAX_US, &o->billed_us, 0, NULL)) ||
         (rc = get_bool(r, "deductible", &o->deductible)) ||
         (rc = get_bool(r, "daily", &o->daily)) ||
         (rc = get_int(r, "started_ms", 0, PROTO_TIME_MAX_MS, &o->started_at, 0, NULL)) ||
@@ -446,10 +473,14 @@ static int decode_deduction(const rd *r, meter_sync_record *o)
         (rc = get_class(r, "class", &o->cls)) ||
         (rc = get_str(r, "ttype", S_TEXT, o->ttype, sizeof o->ttype, 0)) ||
         (rc = get_str(r, "day", S_DAY, o->day, sizeof o->day, 0)) ||
-        (rc = get_int(r, "amount_us", 1, INT64_MAX, &o->amount_us, 0, NULL)) ||
-        (rc = get_int(r, "before_us", 0, INT64_MAX, &o->before_us, 1, &before_null)) ||
-        (rc = get_int(r, "after_us", 0, INT64_MAX, &o->after_us, 1, &after_null)))
+        (rc = get_int(r, "amount_us", 1, METER_BILLED_MAX_US, &o->amount_us, 0, NULL)) ||
+        (rc = get_int(r, "before_us", 0, METER_PACK_TOTAL_MAX_US, &o->before_us, 1,
+                      &before_null)) ||
+        (rc = get_int(r, "after_us", 0, METER_PACK_TOTAL_MAX_US, &o->after_us, 1, &after_null)))
         return rc;
+    if (o->pack_id[0] != '\0' && o->amount_us > METER_PACK_TOTAL_MAX_US)
+        return failf(r->err, "deduction.amount_us: %" PRId64 " is more than any pack holds "
+                     "(%" PRId64 ")", o->amount_us, METER_PACK_TOTAL_MAX_US);
     if (o->pack_id[0] == '\0') {
         if (!before_null || !after_null)
             return failf(r->err, "deduction.before_us: must be null for overage "
@@ -473,7 +504,7 @@ static int decode_settlement(const rd *r, meter_sync_record *o)
         (rc = get_class(r, "class", &o->cls)) ||
         (rc = get_str(r, "ttype", S_TEXT, o->ttype, sizeof o->ttype, 0)) ||
         (rc = get_bool(r, "deductible", &o->deductible)) ||
-        (rc = get_int(r, "billed_us", 0, INT64_MAX, &o->billed_us, 0, NULL)))
+        (rc = get_int(r, "billed_us", 0, METER_BILLED_MAX_US, &o->billed_us, 0, NULL)))
         return rc;
     return PROTO_OK;
 }
@@ -506,6 +537,10 @@ int proto_record_from_json(const json_t *j, meter_sync_record *out, char err[PRO
     if (!kind || !in_list(kind, kinds, NELEM(kinds)))
         return failf(err, "record.kind: must be usage, deduction, settlement or pack_event");
     strcpy(out->kind, kind);
+    if (!proto_record_id_prefix(out->id, kind, NULL))
+        return failf(err, "record.id: '%s' is not an id of a %s record "
+                     "(<node_id>-%c<seq>)", out->id, kind,
+                     kind[0] == 'p' ? 'e' : kind[0]);
     if ((rc = get_str(&r, "node", S_NODE, out->node, sizeof out->node, 0)) ||
         (rc = get_int(&r, "at_ms", 0, PROTO_TIME_MAX_MS, &out->at, 0, NULL)))
         return rc;
@@ -712,7 +747,7 @@ int proto_pack_from_json(const json_t *j, meter_remote_pack *out, char err[PROTO
     int rc, refunded_null;
     if ((rc = get_str(&r, "id", S_PACK_ID, out->id, sizeof out->id, 0)) ||
         (rc = get_class(&r, "type", &out->type)) ||
-        (rc = get_int(&r, "total_us", 1, PACK_TOTAL_MAX_US, &out->total_us, 0, NULL)) ||
+        (rc = get_int(&r, "total_us", 1, METER_PACK_TOTAL_MAX_US, &out->total_us, 0, NULL)) ||
         (rc = get_int(&r, "start_ms", 0, PROTO_TIME_MAX_MS, &out->start, 0, NULL)) ||
         (rc = get_int(&r, "end_ms", 1, PROTO_TIME_MAX_MS, &out->end, 0, NULL)) ||
         (rc = get_bool(&r, "frozen", &out->frozen)) ||

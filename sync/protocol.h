@@ -54,6 +54,9 @@ extern "C" {
 #define PROTO_NONCE_MAX      64
 #define PROTO_SIG_HEXLEN     64                 /* hex(HMAC-SHA256) */
 #define PROTO_ERRMAX         256                /* == METER_ERRMAX */
+/* Amounts on the wire: duration_us ≤ METER_DURATION_MAX_US; billed_us
+ * and amount_us ≤ METER_BILLED_MAX_US; a pack deduction's amount_us,
+ * before_us and after_us ≤ METER_PACK_TOTAL_MAX_US (meter.h). */
 /* Largest time accepted on the wire: 9999-12-31T23:59:59.999Z in ms. */
 #define PROTO_TIME_MAX_MS    INT64_C(253402300799999)
 
@@ -107,6 +110,14 @@ int proto_error_parse(const char *body, size_t len,
 int proto_valid_node(const char *s);
 int proto_valid_pack_id(const char *s);
 int proto_valid_record_id(const char *s);
+/* Record ids have one shape: "<prefix>-<k><seq>", where prefix is the
+ * node database's node_id (no '-' in it), k the kind's letter (u usage,
+ * d deduction, s settlement, e pack_event) and seq a decimal number
+ * without leading zeros.  The prefix is the id's namespace: the ledger
+ * binds each prefix to one node.  Returns 1 when id has that shape (for
+ * `kind`, or any kind when NULL) and copies the prefix to `prefix` (may be
+ * NULL); 0 otherwise. */
+int proto_record_id_prefix(const char *id, const char *kind, char prefix[METER_ID_MAX]);
 /* "YYYY-MM-DD", a real calendar date. */
 int proto_valid_day(const char *s);
 /* 16…64 lowercase or uppercase hex digits. */

@@ -11,9 +11,14 @@ export METER_NOW=2026-03-01T12:00:00Z
 succeeds "init" init --node admin-node
 succeeds "a big general pack" pack add --type general --minutes 100000 --id G --start 2026-01-01T00:00:00Z
 
-# billed ARGS...: the billed µs of one recorded usage.
+# billed ARGS...: the billed µs of one recorded usage, each under an output
+# label of its own (a second record of one job and output bills nothing).
+# It runs in $(...): the count lives in a file.
+echo 0 >"$TMP/n_billed"
 billed() {
-    mc --format json record --job jb --output o --class general "$@"
+    local n=$(($(cat "$TMP/n_billed") + 1))
+    echo "$n" >"$TMP/n_billed"
+    mc --format json record --job jb --output "o$n" --class general "$@"
     if [ "$RC" -ne 0 ]; then echo "failed: $ERR"; return; fi
     jq_py 'd["billed_us"]'
 }
@@ -39,7 +44,7 @@ succeeds "rates set 8K to 32" --format json rates set --class general --ttype St
 is "set prints the new row" "$(jq_py '[d["ratio"], d["overridden"], d["deductible"]]')" '["1:32", true, true]'
 mc rates
 check "rates table marks the override" grep -qE '^general +Standard\.H264\.8K +1:32 +override$' <<<"$OUT"
-mc --format json record --job jb --output o --class general --codec h264 --width 7680 --height 4320 --duration-ms 60000
+mc --format json record --job jb --output 8k-override --class general --codec h264 --width 7680 --height 4320 --duration-ms 60000
 is "8K after the override: 32 minutes, deducted" "$(jq_py '[d["billed_us"], d["covered_us"]]')" "[$((32 * MIN_US)), $((32 * MIN_US))]"
 
 fails "recording an unknown codec" 2 "codec.*'vp9'" record --job jb --output o --class general --codec vp9 --width 1280 --height 720 --duration-ms 60000
@@ -75,7 +80,7 @@ succeeds "config set rounding ceil-minute" --format json config set rounding cei
 is "config set prints the setting" "$(jq_py '[d["key"], d["value"]]')" '["rounding", "ceil-minute"]'
 is "ceil-minute: 61 s bills 2 minutes" "$(billed --codec h264 --width 640 --height 480 --duration-ms 61000)" $((2 * MIN_US))
 succeeds "config set rounding exact" config set rounding exact
-mc --format json record --job jb --output o --class general --codec h264 --width 640 --height 480 --duration-ms 61001
+mc --format json record --job jb --output 61001ms --class general --codec h264 --width 640 --height 480 --duration-ms 61001
 is "display minutes are truncated to 3 decimals" "$(jq_py '[d["billed_us"], d["billed_min"]]')" '[61001000, "1.016"]'
 
 succeeds "config set node" config set node renamed-node
@@ -155,6 +160,11 @@ succeeds "import-spool from METER_SPOOL" --format json import-spool
 is "import-spool: DIR defaults to METER_SPOOL" "$(jq_py 'd["dir"]')" "$TMP/spool"
 unset METER_SPOOL
 mc --format json jobs --sessions
-is "jobs --sessions: none" "$OUT" "[]"
+is "jobs --sessions: only the records entered by hand, status manual" \
+    "$(jq_py 'sorted(set(s["status"] for s in d))')" '["manual"]'
+mc --format json jobs
+n_records=$(jq_py 'len(d)')
+mc --format json jobs --sessions
+is "jobs --sessions: one session per record" "$(jq_py 'len(d)')" "$n_records"
 
 finish

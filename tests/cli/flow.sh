@@ -104,7 +104,9 @@ mc --format json jobs
 is "every minute billed is in the usage details (deducted or overage)" "$(jq_py 'sum(r["billed_us"] for r in d)')" "$total_used"
 is "covered + overage = billed on every record" "$(jq_py 'all(r["covered_us"] + r["overage_us"] == r["billed_us"] for r in d)')" true
 mc --format json jobs --sessions
-is "jobs --sessions: no sessions, an empty array" "$OUT" "[]"
+is "jobs --sessions: each record by hand is a session of status manual" \
+    "$(jq_py 'sorted([s["job"], s["output"], s["status"]] for s in d)')" \
+    "$(mc --format json jobs; jq_py 'sorted([r["job"], r["output"], "manual"] for r in d)')"
 
 # --- the same data as CSV and as a table
 # same_as_json CMD...: CSV rows carry exactly the JSON values.

@@ -54,6 +54,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
+from collections import Counter
 
 
 def url():
@@ -142,7 +143,8 @@ def reconcile(node, db):
 
     recs = ledger_records(node)
     ids = [r["id"] for r in recs]
-    diff("usage records stored more than once", sorted({i for i in ids if ids.count(i) > 1}), [])
+    diff("usage records stored more than once", sorted(i for i, k in Counter(ids).items() if k > 1),
+         [])
     mine, theirs = {j["id"]: j for j in jobs}, {r["id"]: r for r in recs}
     missing, extra = sorted(set(mine) - set(theirs)), sorted(set(theirs) - set(mine))
     if missing:

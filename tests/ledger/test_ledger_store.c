@@ -153,6 +153,12 @@ static int64_t pack_used(ledger_store *st, const char *id, meter_time now)
     return ledger_pack_get(st, id, now, &p) == METER_OK ? p.used_us : -1;
 }
 
+static int64_t pack_remaining(ledger_store *st, const char *id)
+{
+    ledger_pack p;
+    return ledger_pack_get(st, id, 0, &p) == METER_OK ? p.remaining_us : -1;
+}
+
 static const char *outcomes(const ledger_ingest_result *o, size_t n)
 {
     static char buf[256];
@@ -199,7 +205,8 @@ static void test_schema(void)
     RC(NULL, open_store(LEDGER_OPEN_MIGRATE, &st2, err), METER_EVERSION,
        "newer schema refused (migrate)");
     CHECK(st2 == NULL, "no store handed out");
-    store_exec(st, "UPDATE ledger_schema SET version = 1", NULL, 0, NULL);
+    lparam cur[] = { P_INT(LEDGER_SCHEMA_VERSION) };
+    store_exec(st, "UPDATE ledger_schema SET version = $1", cur, 1, NULL);
     ledger_store_close(st);
 
     if (!pg_conninfo) {
@@ -297,7 +304,7 @@ static void test_packs(ledger_store *st)
        METER_EEXIST, "a taken id is refused");
     RC(st, ledger_pack_add(st, "pk-x", METER_CLASS_GENERAL, 0, T0, NULL, T0, &alice, NULL),
        METER_EINVAL, "0 minutes refused");
-    RC(st, ledger_pack_add(st, "pk-x", METER_CLASS_GENERAL, LEDGER_PACK_MINUTES_MAX + 1, T0,
+    RC(st, ledger_pack_add(st, "pk-x", METER_CLASS_GENERAL, METER_PACK_MINUTES_MAX + 1, T0,
                            NULL, T0, &alice, NULL), METER_EINVAL, "too many minutes refused");
     RC(st, ledger_pack_add(st, "pk-x", METER_CLASS_GENERAL, 1, T0, "node-zz", T0, &alice, NULL),
        METER_ENOTFOUND, "assigning at purchase to an unknown node refused");
@@ -366,14 +373,14 @@ static void test_ingest(ledger_store *st)
         usage_rec("na-u2", "node-a", at3, MIN_US, 2 * MIN_US),
         ded_rec("na-d9", "node-a", "pk-gen", METER_CLASS_GENERAL, 2 * MIN_US, 94 * MIN_US, at3,
                 "2026-03-02"),
-        usage_rec("na-bad", "node-a", at3, -5, 0),
+        usage_rec("na-u99", "node-a", at3, -5, 0),
         usage_rec("na-u3", "node-a", at3, MIN_US, 2 * MIN_US),
     };
     int64_t n_before = count_records(st);
     int rc = ledger_ingest(st, "node-a", b3, 4, at3 + 1000, out);
     CHECK(rc == METER_EDB, "a batch whose transaction fails returns a database error (%d: %s)",
           rc, ledger_store_errmsg(st));
-    CHECK(strstr(ledger_store_errmsg(st), "na-bad") != NULL, "the error names the record: %s",
+    CHECK(strstr(ledger_store_errmsg(st), "na-u99") != NULL, "the error names the record: %s",
           ledger_store_errmsg(st));
     CHECK_EQ_I64(count_records(st), n_before, "nothing of the failed batch stored");
     CHECK_EQ_I64(pack_used(st, "pk-gen", at), 6 * MIN_US, "no effect of the failed batch");
@@ -416,7 +423,7 @@ static void test_lost_connection(ledger_store *st)
        "pg: terminate the first connection's backend");
     ledger_store_close(killer);
     meter_time at = T0 + DAY_MS + 7200000;
-    meter_sync_record b[] = { usage_rec("na-u-lost", "node-a", at, MIN_US, 2 * MIN_US) };
+    meter_sync_record b[] = { usage_rec("na-u777", "node-a", at, MIN_US, 2 * MIN_US) };
     ledger_ingest_result out[1];
     RC(st, ledger_ingest(st, "node-a", b, 1, at, out), METER_OK,
        "pg: ingest over the dead connection reconnects and succeeds");
@@ -430,30 +437,33 @@ static void test_lost_connection(ledger_store *st)
 struct racer {
     ledger_store *st;
     int round;
+    int64_t before[2];
     ledger_ingest_result out[8];
     int rc;
     pthread_barrier_t *go;
 };
 
-static void race_batch(int round, meter_sync_record b[4])
+static void race_batch(int round, const int64_t before[2], meter_sync_record b[4])
 {
     char id[4][40];
     meter_time at = T0 + 2 * DAY_MS + round * 1000;
-    for (int i = 0; i < 4; i++)
-        snprintf(id[i], sizeof id[i], "race-%d-%d", round, i);
+    snprintf(id[0], sizeof id[0], "na-u%d", 5000 + round);
+    for (int i = 1; i < 4; i++)
+        snprintf(id[i], sizeof id[i], "na-d%d", 5000 + 4 * round + i);
     b[0] = usage_rec(id[0], "node-a", at, MIN_US, MIN_US);
     b[1] = ded_rec(id[1], "node-a", "pk-gen", METER_CLASS_GENERAL, 1000, 0, at, "2026-03-03");
     b[2] = ded_rec(id[2], "node-a", "pk-tsc", METER_CLASS_TSC, 1000, 0, at, "2026-03-03");
     b[3] = ded_rec(id[3], "node-a", "", METER_CLASS_GENERAL, 1000, 0, at, "2026-03-03");
-    b[1].before_us = 1000000, b[1].after_us = 999000;
-    b[2].before_us = 1000000, b[2].after_us = 999000;
+    /* each round starts from the balances the ledger holds */
+    b[1].before_us = before[0], b[1].after_us = before[0] - 1000;
+    b[2].before_us = before[1], b[2].after_us = before[1] - 1000;
 }
 
 static void *racer_main(void *arg)
 {
     struct racer *r = arg;
     meter_sync_record b[4];
-    race_batch(r->round, b);
+    race_batch(r->round, r->before, b);
     pthread_barrier_wait(r->go);
     r->rc = ledger_ingest(r->st, "node-a", b, 4, T0 + 3 * DAY_MS, r->out);
     return NULL;
@@ -471,7 +481,10 @@ static void test_concurrent(ledger_store *st)
         pthread_barrier_t go;
         pthread_barrier_init(&go, NULL, 2);
         struct racer a = { .st = st, .round = round, .go = &go };
-        struct racer b = { .st = other, .round = round, .go = &go };
+        a.before[0] = pack_remaining(st, "pk-gen");
+        a.before[1] = pack_remaining(st, "pk-tsc");
+        struct racer b = a;
+        b.st = other;
         pthread_t ta, tb;
         pthread_create(&ta, NULL, racer_main, &a);
         pthread_create(&tb, NULL, racer_main, &b);
@@ -550,6 +563,18 @@ static void test_pack_rules(ledger_store *st)
     RC(st, ledger_pack_freeze(st, "pk-r2", 0, T0, &alice, NULL), METER_EEXIST,
        "unfreezing an unfrozen pack is a conflict");
 
+    /* the status order is the node's (meter_pack_status): refunded beats
+     * frozen, frozen beats expired */
+    RC(st, ledger_pack_add(st, "pk-fr", METER_CLASS_GENERAL, 10, T0, NULL, T0, &alice, NULL),
+       METER_OK, "buy pk-fr");
+    RC(st, ledger_pack_freeze(st, "pk-fr", 1, T0, &alice, &p), METER_OK, "freeze pk-fr");
+    ledger_pack_get(st, "pk-fr", INT64_C(1803859200000), &p);
+    CHECK_EQ_STR(p.status, "frozen", "frozen beats expired");
+    RC(st, ledger_pack_refund(st, "pk-fr", T0, &alice, &p), METER_OK, "refund frozen pk-fr");
+    CHECK_EQ_STR(p.status, "refunded", "refunded beats frozen");
+    RC(st, ledger_pack_freeze(st, "pk-fr", 0, T0, &alice, NULL), METER_EREFUSED,
+       "a refunded pack cannot be unfrozen");
+
     /* assign: only while unused */
     RC(st, ledger_pack_assign(st, "pk-free", "node-a", T0, &alice, &p), METER_OK,
        "assign the unassigned pk-free to node-a");
@@ -569,7 +594,7 @@ static void test_pack_rules(ledger_store *st)
     /* statuses at the ledger, computed as on the node */
     RC(st, ledger_pack_add(st, "pk-small", METER_CLASS_GENERAL, 1, T0, "node-a", T0, &alice, NULL),
        METER_OK, "buy a 1-minute pack");
-    meter_sync_record d = ded_rec("na-small", "node-a", "pk-small", METER_CLASS_GENERAL, MIN_US,
+    meter_sync_record d = ded_rec("na-d900", "node-a", "pk-small", METER_CLASS_GENERAL, MIN_US,
                                   MIN_US, T0 + 1000, "2026-03-01");
     ledger_ingest_result o;
     RC(st, ledger_ingest(st, "node-a", &d, 1, T0 + 2000, &o), METER_OK, "use it up");
@@ -593,8 +618,8 @@ static void test_pack_rules(ledger_store *st)
             nodes += !strcmp(a[i].action, "node.add");
             admins += !strcmp(a[i].action, "admin.add");
         }
-        CHECK_EQ_INT(refunds, 2, "two refunds audited");
-        CHECK_EQ_INT(freezes, 2, "freeze and unfreeze audited");
+        CHECK_EQ_INT(refunds, 3, "three refunds audited");
+        CHECK_EQ_INT(freezes, 3, "freezes and unfreeze audited");
         CHECK_EQ_INT(assigns, 2 + 4, "assignments audited (4 at purchase, 2 later)");
         CHECK_EQ_INT(nodes, 2, "node creations audited");
         CHECK_EQ_INT(admins, 1, "admin creation audited");
@@ -632,7 +657,7 @@ static void test_pack_rules(ledger_store *st)
     }
     f = (ledger_pack_filter){ .type = -1, .status = "refunded" };
     if (RC(st, ledger_pack_list(st, &f, T0 + DAY_MS, &rows, &n), METER_OK, "filter refunded")) {
-        CHECK_EQ_INT((int)n, 2, "two refunded");
+        CHECK_EQ_INT((int)n, 3, "three refunded");
         free(rows);
     }
     f = (ledger_pack_filter){ .type = -1, .node = "node-b" };
@@ -688,7 +713,7 @@ static void test_queries(ledger_store *st)
     meter_sync_record *r;
     meter_time *recv;
     q = (ledger_query){ .type = -1, .node = "node-a", .limit = 2, .to = T0 + 2 * DAY_MS };
-    const char *want[] = { "na-u1", "na-u2", "na-u3", "na-u-lost" };
+    const char *want[] = { "na-u1", "na-u2", "na-u3", "na-u777" };
     int nwant = pg_conninfo ? 4 : 3, got = 0, pages = 0, order_ok = 1;
     char after[METER_ID_MAX] = "";
     for (;;) {
@@ -747,6 +772,162 @@ static void test_queries(ledger_store *st)
     }
 }
 
+/* Hardening findings 1 and 3: what a hostile node (with its own valid
+ * credentials) can no longer do.  Runs after test_queries, on its own
+ * nodes and pack, so the earlier figures stay as they were. */
+static void test_hostile_node(ledger_store *st)
+{
+    char secret[LEDGER_SECRET_HEX + 1];
+    ledger_actor cli = { "cli", NULL };
+    ledger_ingest_result out[4];
+    meter_time at = T0 + 5 * DAY_MS;
+    RC(st, ledger_node_add(st, "node-v", at, &cli, secret), METER_OK, "victim node-v");
+    RC(st, ledger_node_add(st, "node-h", at, &cli, secret), METER_OK, "hostile node-h");
+    RC(st, ledger_pack_add(st, "pk-v", METER_CLASS_GENERAL, 100, T0, "node-v", at, &alice, NULL),
+       METER_OK, "node-v's 100-minute pack");
+    RC(st, ledger_pack_add(st, "pk-h", METER_CLASS_GENERAL, 10, T0, "node-h", at, &alice, NULL),
+       METER_OK, "node-h's 10-minute pack");
+
+    /* node-v syncs: its first batch binds its prefix "vv" */
+    meter_sync_record v1[] = {
+        usage_rec("vv-u1", "node-v", at, 20 * MIN_US, 40 * MIN_US),
+        ded_rec("vv-d2", "node-v", "pk-v", METER_CLASS_GENERAL, 40 * MIN_US, 100 * MIN_US, at,
+                "2026-03-06"),
+    };
+    RC(st, ledger_ingest(st, "node-v", v1, 2, at, out), METER_OK, "node-v's first batch");
+    CHECK_EQ_STR(outcomes(out, 2), "AA", "node-v's records accepted");
+    RC(st, ledger_ingest(st, "node-h", (meter_sync_record[]){
+           usage_rec("hh-u1", "node-h", at, MIN_US, MIN_US) }, 1, at, out), METER_OK,
+       "node-h's first batch");
+    CHECK_EQ_STR(outcomes(out, 1), "A", "node-h's own record accepted");
+
+    /* Finding 1: node-h posts node-v's next, not-yet-synced ids (and one
+     * that exists).  Rejected, with one answer for both: whether node-v's
+     * id exists is not told. */
+    meter_sync_record h1[] = {
+        usage_rec("vv-u3", "node-h", at, 20 * MIN_US, 40 * MIN_US),
+        usage_rec("vv-u1", "node-h", at, 20 * MIN_US, 40 * MIN_US),
+        usage_rec("zz-u1", "node-h", at, MIN_US, MIN_US),   /* an unbound prefix */
+    };
+    RC(st, ledger_ingest(st, "node-h", h1, 3, at, out), METER_OK, "node-h posts foreign ids");
+    CHECK_EQ_STR(outcomes(out, 3), "RRR", "foreign ids rejected, not duplicates");
+    CHECK(strstr(out[0].reason, "namespace") != NULL, "the reason: %s", out[0].reason);
+    char r0[METER_ERRMAX], r1[METER_ERRMAX];
+    snprintf(r0, sizeof r0, "%s", out[0].reason);
+    snprintf(r1, sizeof r1, "%s", out[1].reason);
+    memcpy(strstr(r1, "vv-u1"), "vv-u3", 5);   /* the same id length */
+    CHECK_EQ_STR(r0, r1, "an existing and a missing foreign id get the same answer");
+    /* node-v's own record then lands: the usage node-v sent is all there */
+    meter_sync_record v2[] = { usage_rec("vv-u3", "node-v", at + 1, 20 * MIN_US, 40 * MIN_US) };
+    RC(st, ledger_ingest(st, "node-v", v2, 1, at + 1, out), METER_OK, "node-v's next batch");
+    CHECK_EQ_STR(outcomes(out, 1), "A", "node-v's record accepted (was taken as a duplicate)");
+    ledger_total_row *t;
+    size_t n;
+    if (RC(st, ledger_totals(st, "node-v", &t, &n), METER_OK, "node-v's totals")) {
+        CHECK(n == 1 && t[0].billed_us == 80 * MIN_US && t[0].usage_count == 2,
+              "node-v's usage at the ledger: 80 minutes in 2 records");
+        free(t);
+    }
+    /* a second prefix only an admin binds */
+    meter_sync_record h2[] = { usage_rec("h2-u1", "node-h", at, MIN_US, MIN_US) };
+    RC(st, ledger_ingest(st, "node-h", h2, 1, at, out), METER_OK, "a new prefix");
+    CHECK_EQ_STR(outcomes(out, 1), "R", "a node's second prefix is not bound by use");
+    RC(st, ledger_node_bind(st, "node-h", "vv", at, &cli), METER_EEXIST,
+       "an admin cannot bind node-v's prefix to node-h");
+    RC(st, ledger_node_bind(st, "node-h", "h2", at, &cli), METER_OK, "admin binds h2");
+    RC(st, ledger_node_bind(st, "node-h", "bad-prefix", at, &cli), METER_EINVAL,
+       "a prefix with '-' is refused");
+    RC(st, ledger_ingest(st, "node-h", h2, 1, at, out), METER_OK, "the new prefix again");
+    CHECK_EQ_STR(outcomes(out, 1), "A", "accepted once bound");
+
+    /* Finding 3: deductions checked against the ledger's own balance */
+    meter_sync_record h3[] = {
+        ded_rec("hh-d2", "node-h", "pk-h", METER_CLASS_GENERAL, 5 * MIN_US, 9 * MIN_US, at,
+                "2026-03-06"),                              /* wrong before */
+        ded_rec("hh-d3", "node-h", "pk-h", METER_CLASS_GENERAL, 11 * MIN_US, 10 * MIN_US, at,
+                "2026-03-06"),                              /* below zero */
+        ded_rec("hh-d4", "node-h", "pk-h", METER_CLASS_GENERAL, INT64_C(9200000000000000000),
+                10 * MIN_US, at, "2026-03-06"),              /* the wrap of the finding */
+        ded_rec("hh-d5", "node-h", "pk-h", METER_CLASS_GENERAL, 10 * MIN_US, 10 * MIN_US, at,
+                "2026-03-06"),                              /* all of it: fine */
+    };
+    RC(st, ledger_ingest(st, "node-h", h3, 4, at, out), METER_OK, "node-h's deductions");
+    CHECK_EQ_STR(outcomes(out, 4), "RRRA", "a wrong balance and overdrafts rejected");
+    CHECK(strstr(out[0].reason, "balance") != NULL, "reason: %s", out[0].reason);
+    CHECK(strstr(out[1].reason, "exceeds") != NULL, "reason: %s", out[1].reason);
+    ledger_pack p;
+    ledger_pack_get(st, "pk-h", at, &p);
+    CHECK(p.used_us == 10 * MIN_US && p.remaining_us == 0 && !strcmp(p.status, "exhausted"),
+          "pk-h exactly used up: used %" PRId64 ", remaining %" PRId64 ", %s", p.used_us,
+          p.remaining_us, p.status);
+    RC(st, ledger_ingest(st, "node-h", &h3[3], 1, at, out), METER_OK, "the good one again");
+    CHECK_EQ_STR(outcomes(out, 1), "D", "a duplicate, though its balance no longer matches");
+}
+
+/* Finding 2: records stored by a ledger from before the wire bounds (or
+ * any sum beyond int64) no longer break the totals and details. */
+static void test_sum_overflow(ledger_store *st)
+{
+    meter_time at = T0 + 6 * DAY_MS;
+    const char *sql =
+        "INSERT INTO records (id, kind, node, at_ms, received_ms, job, output, codec, width,"
+        " height, duration_us, billed_us, deductible, daily, started_ms, state, class, ttype,"
+        " day) VALUES ($1, 'usage', 'node-h', $2, $2, 'j', 'o', 'H264', 1280, 720, $3, $3,"
+        " 1, 0, $2, 'done', 'general', 'Standard.H264.HD', '2026-03-07')";
+    const char *ded =
+        "INSERT INTO records (id, kind, node, at_ms, received_ms, class, ttype, day,"
+        " charge_id, amount_us) VALUES ($1, 'deduction', 'node-h', $2, $2, 'general',"
+        " 'Standard.H264.HD', '2026-03-07', 'c', $3)";
+    int64_t big = INT64_MAX;
+    lparam a[] = { P_TEXT("hh-u100"), P_INT(at), P_INT(big) };
+    lparam b[] = { P_TEXT("hh-u101"), P_INT(at), P_INT(big) };
+    lparam c[] = { P_TEXT("hh-d102"), P_INT(at), P_INT(big) };
+    lparam d[] = { P_TEXT("hh-d103"), P_INT(at), P_INT(big) };
+    RC(st, store_exec(st, sql, a, 3, NULL), METER_OK, "an INT64_MAX usage record (old ledger)");
+    RC(st, store_exec(st, sql, b, 3, NULL), METER_OK, "and another");
+    RC(st, store_exec(st, ded, c, 3, NULL), METER_OK, "an INT64_MAX overage deduction");
+    RC(st, store_exec(st, ded, d, 3, NULL), METER_OK, "and another");
+    ledger_total_row *t;
+    size_t n;
+    if (RC(st, ledger_totals(st, NULL, &t, &n), METER_OK, "all totals still answer")) {
+        int seen = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (!strcmp(t[i].node, "node-h")) {
+                seen = 1;
+                CHECK(t[i].overflow && t[i].billed_us == INT64_MAX, "node-h: billed beyond "
+                      "int64 is flagged (%" PRId64 ")", t[i].billed_us);
+            } else if (!strcmp(t[i].node, "node-v")) {
+                CHECK(!t[i].overflow && t[i].billed_us == 80 * MIN_US,
+                      "node-v's totals exact and unflagged");
+            }
+        }
+        CHECK(seen, "node-h listed");
+        free(t);
+    }
+    ledger_query q = { .type = -1, .node = "node-h", .pack_id = "-" };
+    ledger_detail_row *rows;
+    if (RC(st, ledger_usage_details(st, &q, &rows, &n), METER_OK, "details still answer")) {
+        CHECK(n == 1 && rows[0].overflow && rows[0].used_us == INT64_MAX,
+              "the overage row is flagged");
+        free(rows);
+    }
+    /* exact up to the last µs: 2^62 + (2^62 − 1) = INT64_MAX, not flagged */
+    const char *sql_e =
+        "INSERT INTO records (id, kind, node, at_ms, received_ms, job, output, codec, width,"
+        " height, duration_us, billed_us, deductible, daily, started_ms, state, class, ttype,"
+        " day) VALUES ($1, 'usage', 'node-e', $2, $2, 'j', 'o', 'H264', 1280, 720, 1, $3,"
+        " 1, 0, $2, 'done', 'general', 'Standard.H264.HD', '2026-03-07')";
+    lparam e[] = { P_TEXT("ee-u1"), P_INT(at), P_INT(INT64_C(1) << 62) };
+    lparam f[] = { P_TEXT("ee-u2"), P_INT(at), P_INT((INT64_C(1) << 62) - 1) };
+    RC(st, store_exec(st, sql_e, e, 3, NULL), METER_OK, "2^62 µs");
+    RC(st, store_exec(st, sql_e, f, 3, NULL), METER_OK, "2^62 − 1 µs");
+    if (RC(st, ledger_totals(st, "node-e", &t, &n), METER_OK, "node-e's totals")) {
+        CHECK(n == 1 && !t[0].overflow && t[0].billed_us == INT64_MAX && t[0].duration_us == 2,
+              "a sum of exactly INT64_MAX is exact and not flagged");
+        free(t);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || (strcmp(argv[1], "sqlite") && strcmp(argv[1], "pg"))) {
@@ -776,6 +957,8 @@ int main(int argc, char **argv)
     test_concurrent(st);
     test_pack_rules(st);
     test_queries(st);
+    test_hostile_node(st);
+    test_sum_overflow(st);
     ledger_store_close(st);
     return done_testing();
 }

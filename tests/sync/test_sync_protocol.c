@@ -209,6 +209,21 @@ static void test_strict_decoding(void)
     mutate(&u, "session_id", json_string("a b"), "usage.session_id", "session_id with a blank");
     mutate(&u, "id", json_string("has space"), "record.id", "id with a blank");
     mutate(&u, "id", NULL, "record.id: missing", "id missing");
+    /* ids have one shape, <prefix>-<kind letter><seq> (hardening finding 1) */
+    mutate(&u, "id", json_string("0a1b2c3d4e5f6071-d42"), "record.id",
+           "a usage record under a deduction's id");
+    mutate(&u, "id", json_string("0a1b2c3d4e5f6071-u042"), "record.id", "a leading zero");
+    mutate(&u, "id", json_string("0a1b-2c3d-u42"), "record.id", "no prefix has '-'");
+    mutate(&u, "id", json_string("-u42"), "record.id", "an empty prefix");
+    mutate(&u, "id", json_string("0a1b2c3d4e5f6071-u"), "record.id", "no sequence number");
+    mutate(&u, "id", json_string("0a1b2c3d4e5f6071-u12345678901234567890"), "record.id",
+           "a sequence number beyond int64");
+    /* amounts bounded to what one record can be (finding 2) */
+    mutate(&u, "billed_us", json_integer(INT64_MAX), "usage.billed_us", "INT64_MAX billed");
+    mutate(&u, "billed_us", json_integer(METER_BILLED_MAX_US + 1), "usage.billed_us",
+           "billed beyond METER_BILLED_MAX_US");
+    mutate(&u, "billed_us", json_integer(METER_BILLED_MAX_US), NULL,
+           "billed of exactly METER_BILLED_MAX_US");
     mutate(&u, "node", json_string("node/a"), "record.node", "node with a slash");
     mutate(&u, "at_ms", json_integer(-1), "record.at_ms", "negative time");
     mutate(&u, "at_ms", json_integer(PROTO_TIME_MAX_MS + 1), "record.at_ms", "time after 9999");
@@ -222,9 +237,26 @@ static void test_strict_decoding(void)
     mutate(&d, "after_us", json_null(), "deduction.after_us", "pack deduction without after_us");
     mutate(&d, "amount_us", json_integer(0), "deduction.amount_us", "zero amount");
     mutate(&d, "pack_id", json_string("-"), "deduction.pack_id", "pack id \"-\"");
+    mutate(&d, "before_us", json_integer(INT64_MAX), "deduction.before_us",
+           "a balance no pack can hold");
+    json_t *wrap = proto_record_to_json(&d);   /* the finding: 9.2e18 µs from a pack */
+    json_object_set_new(wrap, "amount_us", json_integer(INT64_C(9200000000000000000)));
+    json_object_set_new(wrap, "before_us", json_integer(INT64_C(9200000000000000000)));
+    json_object_set_new(wrap, "after_us", json_integer(0));
+    meter_sync_record wout;
+    char werr[PROTO_ERRMAX];
+    CHECK(proto_record_from_json(wrap, &wout, werr) == PROTO_EINVAL &&
+          strstr(werr, "deduction.amount_us"), "a pack deduction of 9.2e18 µs: %s", werr);
+    json_object_set_new(wrap, "amount_us", json_integer(METER_PACK_TOTAL_MAX_US + 1));
+    json_object_set_new(wrap, "before_us", json_integer(METER_PACK_TOTAL_MAX_US + 1));
+    CHECK(proto_record_from_json(wrap, &wout, werr) == PROTO_EINVAL,
+          "a pack deduction beyond the largest pack: %s", werr);
+    json_decref(wrap);
     d = deduction_rec(1);
     mutate(&d, "before_us", json_integer(5), "deduction.before_us",
            "overage with a balance");
+    mutate(&d, "amount_us", json_integer(INT64_MAX), "deduction.amount_us",
+           "INT64_MAX of overage");
 
     meter_sync_record e;
     memset(&e, 0, sizeof e);
@@ -395,6 +427,11 @@ static void test_errors(void)
     CHECK_EQ_STR(code, "too_large", "code");
     CHECK_EQ_STR(msg, "body over 4 MiB", "message cut at the newline");
     free(body);
+    body = proto_error_body(PROTO_ERR_CONFLICT, "\nonly a second line");
+    CHECK(body && proto_error_parse(body, strlen(body), code, msg) == PROTO_OK &&
+          !strcmp(msg, "conflict"), "a message whose first line is empty: the code's name (%s)",
+          msg);
+    free(body);
 
     char longmsg[400];
     memset(longmsg, 'x', sizeof longmsg);
@@ -430,6 +467,16 @@ static void test_validators(void)
     id[METER_ID_MAX - 1] = 'a';
     id[METER_ID_MAX] = '\0';
     CHECK(!proto_valid_record_id(id), "record id of %d bytes", METER_ID_MAX);
+
+    char prefix[METER_ID_MAX] = "";
+    CHECK(proto_record_id_prefix("0a1b2c3d4e5f6071-u42", "usage", prefix) &&
+          !strcmp(prefix, "0a1b2c3d4e5f6071"), "the prefix of a usage id: %s", prefix);
+    CHECK(proto_record_id_prefix("n0-e7", "pack_event", NULL), "a pack event's id (e)");
+    CHECK(proto_record_id_prefix("n0-s7", NULL, NULL), "any kind when none is given");
+    CHECK(!proto_record_id_prefix("n0-s7", "usage", NULL), "a settlement id is no usage id");
+    CHECK(!proto_record_id_prefix("n0-j7", NULL, NULL), "a session id (j) is no record id");
+    CHECK(!proto_record_id_prefix("n0-u0", NULL, NULL), "sequence 0 (leading zero)");
+    CHECK(!proto_record_id_prefix("n0-u7x", NULL, NULL), "trailing text");
 }
 
 static void hex(const unsigned char *b, size_t n, char *out)

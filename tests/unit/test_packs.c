@@ -271,13 +271,13 @@ static void freezing(meter_store *st)
     CHECK_RC(st, meter_pack_freeze(st, "f1"), METER_OK, "freeze");
     p = mt_pack(st, "f1");
     CHECK(p.frozen && !strcmp(p.status, "frozen"), "frozen flag and status");
-    CHECK_RC(st, meter_pack_freeze(st, "f1"), METER_EREFUSED,
+    CHECK_RC(st, meter_pack_freeze(st, "f1"), METER_EEXIST,
              "freezing a frozen pack refused");
     CHECK_MSG(st, "reason: %s", meter_errmsg(st));
     CHECK_RC(st, meter_pack_unfreeze(st, "f1"), METER_OK, "unfreeze");
     p = mt_pack(st, "f1");
     CHECK(!p.frozen && !strcmp(p.status, "valid"), "unfrozen is valid again");
-    CHECK_RC(st, meter_pack_unfreeze(st, "f1"), METER_EREFUSED,
+    CHECK_RC(st, meter_pack_unfreeze(st, "f1"), METER_EEXIST,
              "unfreezing an unfrozen pack refused");
     CHECK_MSG(st, "reason: %s", meter_errmsg(st));
     CHECK_RC(st, meter_pack_refund(st, "f1"), METER_OK, "refund f1");
@@ -323,7 +323,7 @@ static void refunds(const char *dir)
     tap_set_now_ms(s + 5 * MS_PER_DAY);
     CHECK_RC(st, meter_pack_refund(st, "r2"), METER_OK,
              "refund at exactly 5 days");
-    CHECK_RC(st, meter_pack_refund(st, "r1"), METER_EREFUSED,
+    CHECK_RC(st, meter_pack_refund(st, "r1"), METER_EEXIST,
              "refunding twice refused");
     tap_set_now_ms(s + 5 * MS_PER_DAY + 1);
     CHECK_RC(st, meter_pack_refund(st, "r3"), METER_EREFUSED,

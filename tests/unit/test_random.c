@@ -86,16 +86,17 @@ static void op_pack_change(meter_store *st)
     if (op == 0) {
         name = "freeze";
         rc = meter_pack_freeze(st, id);
-        want = refunded || p.frozen ? METER_EREFUSED : METER_OK;
+        want = refunded ? METER_EREFUSED : p.frozen ? METER_EEXIST : METER_OK;
     } else if (op == 1) {
         name = "unfreeze";
         rc = meter_pack_unfreeze(st, id);
-        want = refunded || !p.frozen ? METER_EREFUSED : METER_OK;
+        want = refunded ? METER_EREFUSED : !p.frozen ? METER_EEXIST : METER_OK;
     } else {
         name = "refund";
         rc = meter_pack_refund(st, id);
-        want = refunded || p.deductions > 0 || now_ms > p.start + 5 * MS_PER_DAY
-                   ? METER_EREFUSED : METER_OK;
+        want = refunded ? METER_EEXIST
+             : p.deductions > 0 || now_ms > p.start + 5 * MS_PER_DAY ? METER_EREFUSED
+             : METER_OK;
     }
     if (rc != want && !bad_rule++)
         FAIL("%s %s: rc %d, rules say %d (frozen %d refunded %d deductions %"

@@ -166,8 +166,14 @@ static void billing(void)
     /* the largest inputs stay exact in int64 */
     bill_one(160, 1, EX, METER_DURATION_MAX_US,
              160 * METER_DURATION_MAX_US, 1, "AV1 4K max duration");
-    bill_one(9000, 1, EX, METER_DURATION_MAX_US,
-             9000 * METER_DURATION_MAX_US, 1, "ratio 9000 x max duration");
+    bill_one(1000, 1, EX, METER_DURATION_MAX_US,
+             1000 * METER_DURATION_MAX_US, 1, "ratio 1000 x max duration (METER_BILLED_MAX_US)");
+    {   /* one µs more than a record may bill: refused, as the ledger would */
+        meter_rate rate = { .num = 9000, .den = 1 };
+        int64_t billed = -1;
+        CHECK_EQ_INT(meter_bill(&rate, EX, METER_DURATION_MAX_US, &billed, NULL), METER_EINVAL,
+                     "ratio 9000 x max duration is beyond METER_BILLED_MAX_US: refused");
+    }
     bill_one(METER_RATIO_NUM_MAX, 7, EX, 7 * INT64_C(1000000000),
              METER_RATIO_NUM_MAX * INT64_C(1000000000), 1,
              "largest ratio numerator, exact");

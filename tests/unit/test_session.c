@@ -3,8 +3,9 @@
  * segment, a resolution change giving records at their tiers, finalize once
  * (a second call is METER_EFINALIZED and bills nothing), detach and resume
  * in the same process, the idempotent flag, enforce, the exit handler, the
- * reaper for a process that died without exiting, and spooling when the
- * database cannot be opened, imported later.
+ * reaper for a process that died without exiting, spooling when the
+ * database cannot be opened, imported later, and refusing to open when
+ * neither the database nor the spool directory can take the usage.
  *
  * Durations passed to meter_session_segment are the current segment's own
  * cumulative duration (meter.h: "the output's current segment has this size
@@ -571,6 +572,84 @@ static void spool(meter_store *st, const char *dir)
     meter_free(jr);
 }
 
+/* Entries of a directory other than . and .. (a probe left behind shows). */
+static int count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    if (!d)
+        return -1;
+    for (struct dirent *e; (e = readdir(d));)
+        n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(d);
+    return n;
+}
+
+/* SPOOL with a database that cannot take the usage and a spool directory
+ * that cannot either: the open is refused, naming both, instead of
+ * metering into nothing (the usage would be lost at finalize). */
+static void nowhere(const char *dir)
+{
+    meter_session *s;
+    char err[METER_ERRMAX];
+    /* (own copies: tap_path's buffers rotate, and DB lives in one of them) */
+    char nodb[PATH_MAX], notdir[PATH_MAX], ro[PATH_MAX], fresh[PATH_MAX], gone[PATH_MAX];
+    snprintf(nodb, sizeof nodb, "%s/nowhere/meter.db", dir);
+    snprintf(gone, sizeof gone, "%s/nowhere", dir);
+    snprintf(notdir, sizeof notdir, "%s/spool-is-a-file", dir);
+    snprintf(ro, sizeof ro, "%s/spool-ro", dir);
+    snprintf(fresh, sizeof fresh, "%s/spool-fresh", dir);
+
+    /* no database, and the default spool "<db>.spool" cannot be created:
+     * its parent directory does not exist */
+    int rc = mt_open_session(nodb, "Jn1", "o", METER_CLASS_GENERAL, "h264",
+                             METER_SESSION_SPOOL, NULL, &s, err);
+    CHECK_RC_ERR(err, rc, METER_EIO, "nowhere: no db, no spool directory: refused");
+    CHECK(s == NULL, "nowhere: no session");
+    CHECK(strstr(err, "could go nowhere") && strstr(err, nodb) &&
+          strstr(err, "cannot create spool directory") && strstr(err, "meter.db.spool'") &&
+          strstr(err, "No such file or directory") && !strchr(err, '\n'),
+          "nowhere: one line naming the database, the spool directory and the cause: %s",
+          err);
+    CHECK(!mt_exists(gone), "nowhere: nothing created");
+
+    /* the spool "directory" is a file: it exists, but takes no file */
+    FILE *f = fopen(notdir, "w");
+    if (f)
+        fclose(f);
+    rc = mt_open_session(nodb, "Jn2", "o", METER_CLASS_GENERAL, "h264",
+                         METER_SESSION_SPOOL, notdir, &s, err);
+    CHECK_RC_ERR(err, rc, METER_EIO, "nowhere: spool is not a directory: refused");
+    CHECK(s == NULL && strstr(err, "cannot write in spool directory") && strstr(err, "spool-is-a-file'") &&
+          strstr(err, "Not a directory"), "nowhere: says why: %s", err);
+
+    /* permission bits stop only a user who is not root */
+    mkdir(ro, 0500);
+    if (geteuid() == 0) {
+        tap_skip("nowhere: a read-only spool directory (running as root)");
+    } else {
+        rc = mt_open_session(nodb, "Jn3", "o", METER_CLASS_GENERAL, "h264",
+                             METER_SESSION_SPOOL, ro, &s, err);
+        CHECK(rc == METER_EIO && s == NULL && strstr(err, "Permission denied"),
+              "nowhere: a read-only spool directory: refused (%d: %s)", rc, err);
+    }
+    chmod(ro, 0700);
+
+    /* a spool directory that can be created is created, probed, and the
+     * probe is gone: only the session's own file ends up there */
+    rc = mt_open_session(nodb, "Jn4", "o", METER_CLASS_GENERAL, "h264",
+                         METER_SESSION_SPOOL, fresh, &s, err);
+    if (CHECK_RC_ERR(err, rc, METER_OK, "nowhere: a creatable spool directory: opens")) {
+        CHECK_EQ_INT(meter_session_spooled(s), 1, "nowhere: spooled");
+        CHECK_EQ_INT(count_entries(fresh), 0, "nowhere: the probe file was removed");
+        seg(s, 640, 360, S(4));
+        CHECK_EQ_INT(meter_session_finalize(s, 0, NULL), METER_OK, "nowhere: finalize");
+        meter_session_close(s);
+        CHECK_EQ_INT(count_entries(fresh), 1, "nowhere: one file: the spool file");
+        CHECK_EQ_INT(count_spool_files(fresh), 1, "nowhere: it is a .spool file");
+    }
+}
+
 static void misc(meter_store *st)
 {
     meter_session *s;
@@ -690,6 +769,7 @@ int main(void)
     reap(st);
     exit_handler(st);
     spool(st, dir);
+    nowhere(dir);
     misc(st);
     CHECK_VERIFY(st, "verify after sessions");
     mt_sums s;

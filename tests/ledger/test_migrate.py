@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""test_migrate.py — a ledger database written by the release with schema 1
+(tests/ledger/fixtures/ledger-v1.*.sql, made by fixtures/make_v1.py with
+that release) migrates to the current schema and keeps serving.
+
+Schema 2 binds record ids to nodes.  The fixture holds the hardening
+issue's attack: node-h stored "vv-u3" under node-v's prefix after node-v
+had synced.  Migration binds each prefix to the node of its earliest
+record, so vv stays node-v's, and node-h can no longer write under it.
+
+    test_migrate.py sqlite|pg
+"""
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from ledgertest import (Ledger, Tap, tmpdir, usage, MIN_US, SRCDIR)  # noqa: E402
+
+t = Tap()
+T = 1772409600000
+
+
+def load_fixture(lg, backend):
+    path = os.path.join(SRCDIR, "tests", "ledger", "fixtures", "ledger-v1.%s.sql" % backend)
+    sql = open(path).read()
+    if backend == "sqlite":
+        r = subprocess.run(["sqlite3", lg.dbargs[1]], input=sql, capture_output=True, text=True)
+        # the sqlite3 shell created it 0644: meter-ledgerd refuses a ledger
+        # file others can read (it holds the node secrets) until chmod 600
+        os.chmod(lg.dbargs[1], 0o600)
+    else:
+        r = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", lg.pg_url],
+                           input=sql, capture_output=True, text=True)
+    return r.returncode == 0, r.stderr
+
+
+def main():
+    backend = sys.argv[1]
+    lg = Ledger(backend, tmpdir("ledger-migrate."))
+    try:
+        ok, err = load_fixture(lg, backend)
+        t.ok(ok, "load the schema-1 fixture (%s)" % backend, err)
+        rc, out, err = lg.cli("migrate")
+        t.ok(rc == 0 and "schema version 2" in out, "migrate: 1 → 2", out + err)
+        rc, out, err = lg.cli("migrate")
+        t.ok(rc == 0 and "schema version 2" in out, "migrate again: a no-op", out + err)
+
+        # the fixture's credentials are not ours: make new ones
+        rc, out, err = lg.cli("admin", "add", "bob")
+        lg.admin_token = out.strip()
+        lg.start()
+        r = lg.admin("GET", "/v1/totals")
+        tot = {x["node"]: x for x in (r.json() or {}).get("totals", [])}
+        t.eq({n: (x["usage_count"], x["billed_us"]) for n, x in tot.items()},
+             {"node-v": (1, 40 * MIN_US), "node-h": (2, 42 * MIN_US),
+              "node-w": (2, 4 * MIN_US)}, "every record kept, under the node that sent it")
+        r = lg.admin("GET", "/v1/packs/pk-v")
+        t.ok(r.status == 200 and r.json()["used_us"] == 40 * MIN_US, "pk-v's balance kept", r)
+
+        # node secrets were kept too: the fixture's nodes sign with them
+        sec = {}
+        for n in ("node-v", "node-h", "node-w"):
+            q = ("SELECT secret FROM nodes WHERE name = '%s'" % n)
+            if backend == "sqlite":
+                sec[n] = subprocess.run(["sqlite3", lg.dbargs[1], q], capture_output=True,
+                                        text=True).stdout.strip()
+            else:
+                sec[n] = subprocess.run(["psql", "-X", "-At", lg.pg_url, "-c", q],
+                                        capture_output=True, text=True).stdout.strip()
+        lg.secrets.update(sec)
+        # vv is node-v's (its record came first); hh node-h's; ww1, ww2 node-w's
+        r = lg.batch([usage("vv-u5", node="node-h", at=T + 9000)], node="node-h")
+        t.ok(r.status == 200 and [x["id"] for x in r.json()["rejected"]] == ["vv-u5"],
+             "node-h can no longer write under node-v's prefix", r)
+        r = lg.batch([usage("vv-u5", node="node-v", at=T + 9000)], node="node-v")
+        t.ok(r.status == 200 and r.json()["accepted"] == ["vv-u5"], "node-v can", r)
+        r = lg.batch([usage("hh-u5", node="node-h", at=T + 9000)], node="node-h")
+        t.ok(r.status == 200 and r.json()["accepted"] == ["hh-u5"], "node-h keeps hh", r)
+        r = lg.batch([usage("ww1-u5", node="node-w", at=T + 9000),
+                      usage("ww2-u5", node="node-w", at=T + 9000)], node="node-w")
+        t.ok(r.status == 200 and r.json()["accepted"] == ["ww1-u5", "ww2-u5"],
+             "node-w keeps both of its prefixes", r)
+        r = lg.batch([usage("ww3-u1", node="node-w", at=T + 9000)], node="node-w")
+        t.ok(r.status == 200 and [x["id"] for x in r.json()["rejected"]] == ["ww3-u1"],
+             "a third prefix is not bound by use", r)
+        lg.stop()
+        rc, out, err = lg.cli("node", "bind", "node-w", "ww3")
+        t.ok(rc == 0 and "ww1" in out and "ww3" in out, "node bind lists the prefixes",
+             out + err)
+        rc, out, err = lg.cli("node", "bind", "node-h", "vv")
+        t.ok(rc == 1 and "node-v" in err and err.count("\n") == 1,
+             "binding another node's prefix: exit 1, one line naming its owner", err)
+        rc, out, err = lg.cli("node", "bind", "node-zz", "zz")
+        t.ok(rc == 1 and "no node" in err, "binding for an unknown node: exit 1", err)
+        rc, out, err = lg.cli("node", "bind", "node-w", "a-b")
+        t.ok(rc == 2 and err.count("\n") == 1, "a prefix with '-': exit 2, one line", err)
+        lg.start()
+        r = lg.batch([usage("ww3-u1", node="node-w", at=T + 9000)], node="node-w")
+        t.ok(r.status == 200 and r.json()["accepted"] == ["ww3-u1"], "…then it is accepted", r)
+        r = lg.admin("GET", "/v1/audit")
+        t.ok(any(a["action"] == "node.bind" and a["target"] == "node-w ww3"
+                 for a in (r.json() or {}).get("audit", [])), "the binding is audited", r)
+        lg.stop()
+    except Exception:
+        import traceback
+        t.ok(False, "no exception in the test", traceback.format_exc())
+    finally:
+        lg.close()
+    t.done()
+
+
+if __name__ == "__main__":
+    main()
