@@ -718,16 +718,18 @@ static void misc(meter_store *st)
           "a session longer than the limit refused (%d: %s)", rc, meter_session_errmsg(s));
     meter_session_close(s);
 
-    /* two records whose bills each fit int64 but whose sum does not (an
-     * operator's ratio of 1 000 000 over 58 days of output each): refused
-     * as a whole, nothing recorded (the sum overflowed: UB) */
+    /* ten records whose bills each fit (METER_BILLED_MAX_US) but whose sum
+     * does not fit int64 (an operator's ratio of 1 000 000 over 11.6 days
+     * of output each): refused as a whole, nothing recorded (the sum
+     * overflowed: UB) */
     CHECK_RC(st, meter_rate_set(st, METER_CLASS_GENERAL, "Standard.H264.SD", "1000000"),
              METER_OK, "a huge SD ratio");
     CHECK_RC(st, meter_rate_set(st, METER_CLASS_GENERAL, "Standard.H264.HD", "1000000"),
              METER_OK, "a huge HD ratio");
     s = must_open("Jbill", "o", "h264", 0);
-    meter_session_segment(s, 640, 360, INT64_C(5000000000000));
-    meter_session_segment(s, 1280, 720, INT64_C(5000000000000));
+    for (int i = 0; i < 10; i++)
+        meter_session_segment(s, i % 2 ? 1280 : 640, i % 2 ? 720 : 360,
+                              INT64_C(1000000000000));
     rc = meter_session_finalize(s, 0, NULL);
     CHECK(rc == METER_EINVAL && strstr(meter_session_errmsg(s), "bill overflows"),
           "a session whose bills add up past int64 refused (%d: %s)", rc,
