@@ -107,15 +107,17 @@ static void start(void)
     if (pool_create(db, NULL, 8, &pool) != METER_OK)
         abort();
     for (int i = 0; i < 2; i++) {
-        memset(&cfg[i], 0, sizeof cfg[i]);
+        /* through config_load, as meter-ledgerd does: every setting not
+         * named here has its real default */
         port[i] = free_port();
         snprintf(listen_at[i], sizeof listen_at[i], "127.0.0.1:%d", port[i]);
-        cfg[i].listen = listen_at[i];
-        cfg[i].db = db;
-        cfg[i].allow_bearer = i == 0;
-        cfg[i].max_body = PROTO_MAX_BODY;
-        cfg[i].max_records = PROTO_MAX_BATCH;
-        cfg[i].shutdown_timeout_s = 5;
+        char *argv[] = { "meter-ledgerd", "--listen", listen_at[i], "--db", db,
+                         "--shutdown-timeout", "5", i == 0 ? "--allow-bearer" : NULL, NULL };
+        int argc = i == 0 ? 8 : 7;
+        if (config_load(&cfg[i], argc, argv, err) != 0) {
+            fprintf(stderr, "fuzz_ledger_http: %s\n", err);
+            abort();
+        }
         if (!(srv[i] = server_start(&cfg[i], pool, err))) {
             fprintf(stderr, "fuzz_ledger_http: %s\n", err);
             abort();
@@ -128,6 +130,7 @@ static void stop(void)
     for (int i = 0; i < 2; i++) {
         server_stop(srv[i], 5);
         srv[i] = NULL;
+        config_free(&cfg[i]);
     }
     pool_destroy(pool);
     pool = NULL;

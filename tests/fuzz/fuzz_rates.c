@@ -12,7 +12,8 @@
  * Checked: a ratio that is taken is stored reduced, within
  * METER_RATIO_NUM_MAX, 0/0 exactly for "none"; the row is listed; a video
  * type with a new codec makes that codec classifiable to exactly that
- * type; a bill is ceil(duration × num / den), never less, and fits.
+ * type; a bill is ceil(duration × num / den), refused exactly when it
+ * would exceed METER_BILLED_MAX_US.
  *
  * Input: "CLASS\nTTYPE\nRATIO\nCODEC\nWIDTH HEIGHT DURATION_US".
  */
@@ -57,7 +58,7 @@ static void check_bill(const meter_rate *r, int64_t dur)
         __int128 num = ok ? r->num : 1, den = ok ? r->den : 1;
         /* the least integer with billed × den ≥ d × num */
         __int128 want = (d * num + den - 1) / den;
-        int fits = dur > 0 && dur <= METER_DURATION_MAX_US && want <= INT64_MAX;
+        int fits = dur > 0 && dur <= METER_DURATION_MAX_US && want <= METER_BILLED_MAX_US;
         int64_t billed = -1;
         int deductible = -1;
         int rc = meter_bill(r, (meter_rounding)rounding, dur, &billed, &deductible);

@@ -148,14 +148,17 @@ static inline void fuzz_detach_stdin(void)
     }
 }
 
-/* A private temporary directory (removed by the caller's own cleanup or
- * left in TMPDIR; the harnesses keep one per process). */
+/* A private temporary directory, one per process, removed by the
+ * harness's exit handler; inside $FUZZ_TMPDIR when set (run-fuzz sets it
+ * and removes it afterwards, so a crash leaves nothing behind), else on
+ * tmpfs when there is one (SQLite's fsyncs cost nothing there). */
 static inline const char *fuzz_tmpdir(void)
 {
     static char dir[256];
     if (!dir[0]) {
-        /* tmpfs when there is one: SQLite's fsyncs cost nothing there */
-        const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
+        const char *base = getenv("FUZZ_TMPDIR");
+        if (!base || !*base)
+            base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
         snprintf(dir, sizeof dir, "%s/ffmeter-fuzz.XXXXXX", base && *base ? base : "/tmp");
         if (!mkdtemp(dir)) {
             perror("mkdtemp");

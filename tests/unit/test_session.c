@@ -718,17 +718,17 @@ static void misc(meter_store *st)
           "a session longer than the limit refused (%d: %s)", rc, meter_session_errmsg(s));
     meter_session_close(s);
 
-    /* ten records whose bills are each the most one record may bill
-     * (METER_BILLED_MAX_US, 10^18: a ratio of 1 000 000 over 11.6 days of
-     * output each) but add up past int64: refused as a whole, nothing
-     * recorded (the sum overflowed: UB) */
+    /* ten records whose bills each fit (METER_BILLED_MAX_US) but whose sum
+     * does not fit int64 (an operator's ratio of 1 000 000 over 11.6 days
+     * of output each): refused as a whole, nothing recorded (the sum
+     * overflowed: UB) */
     CHECK_RC(st, meter_rate_set(st, METER_CLASS_GENERAL, "Standard.H264.SD", "1000000"),
              METER_OK, "a huge SD ratio");
     CHECK_RC(st, meter_rate_set(st, METER_CLASS_GENERAL, "Standard.H264.HD", "1000000"),
              METER_OK, "a huge HD ratio");
     s = must_open("Jbill", "o", "h264", 0);
-    for (int i = 1; i <= 10; i++)   /* each change of size starts a record */
-        meter_session_segment(s, i % 2 ? 640 : 1280, i % 2 ? 360 : 720,
+    for (int i = 0; i < 10; i++)
+        meter_session_segment(s, i % 2 ? 1280 : 640, i % 2 ? 720 : 360,
                               INT64_C(1000000000000));
     rc = meter_session_finalize(s, 0, NULL);
     CHECK(rc == METER_EINVAL && strstr(meter_session_errmsg(s), "bill overflows"),
