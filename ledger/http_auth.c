@@ -149,19 +149,26 @@ static int nonce_fresh(request *rq, int rc)
     return rc == METER_OK;
 }
 
+/* What both checks of a signed request start with: well-formed headers
+ * in the time window, a store, and the named node's secret.  1 when all
+ * are there, 0 after answering 401 or a store error. */
+static int signed_start(request *rq, struct signed_hdrs *h, ledger_store **st,
+                        char secret[LEDGER_SECRET_HEX + 1])
+{
+    if (signed_headers(rq, h) != 0 || !(*st = rq_store(rq)))
+        return 0;
+    return node_secret(rq, *st, h->node, secret) == METER_OK;
+}
+
 /* Checks a signed request.  Returns 1 (valid; node in rq->node when
  * consume, else only checked), 0 after answering 401 or a store error. */
 static int check_signed(request *rq, int consume, int *valid_out)
 {
     struct signed_hdrs h;
-    *valid_out = 0;
-    if (signed_headers(rq, &h) != 0)
-        return 0;
-    ledger_store *st = rq_store(rq);
-    if (!st)
-        return 0;
+    ledger_store *st;
     char secret[LEDGER_SECRET_HEX + 1];
-    if (node_secret(rq, st, h.node, secret) != METER_OK)
+    *valid_out = 0;
+    if (!signed_start(rq, &h, &st, secret))
         return 0;
     int good = proto_verify(secret, rq->method, rq->raw_target, h.t, h.nonce, rq->body,
                             rq->body_len, h.sig);
@@ -186,15 +193,11 @@ static int check_signed(request *rq, int consume, int *valid_out)
 static int signed_early(request *rq)
 {
     struct signed_hdrs h;
-    if (signed_headers(rq, &h) != 0)
-        return 0;
-    ledger_store *st = rq_store(rq);
-    if (!st)
-        return 0;
+    ledger_store *st;
     char secret[LEDGER_SECRET_HEX + 1];
-    int rc = node_secret(rq, st, h.node, secret);
-    memset(secret, 0, sizeof secret);
-    if (rc != METER_OK)
+    int known = signed_start(rq, &h, &st, secret);
+    memset(secret, 0, sizeof secret);   /* the signature is checked later */
+    if (!known)
         return 0;
     return nonce_fresh(rq, ledger_nonce_used(st, h.node, h.nonce, rq->wall));
 }
