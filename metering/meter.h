@@ -606,6 +606,8 @@ typedef struct meter_sync_record {
     char kind[16];                  /* usage | deduction | settlement | pack_event */
     char id[METER_ID_MAX];          /* globally unique: the idempotency key */
     char node[METER_NAME_MAX];
+    char account[METER_NAME_MAX];   /* every kind: the customer it belongs to
+                                       ("default" when none was given) */
     /* usage */
     char job[METER_NAME_MAX];
     char output[METER_NAME_MAX];
@@ -624,7 +626,9 @@ typedef struct meter_sync_record {
     char day[11];
     /* deduction */
     char charge_id[METER_ID_MAX];
-    char pack_id[METER_NAME_MAX];   /* "" = overage */
+    char pack_id[METER_NAME_MAX];   /* "" = overage; for a lease slice the
+                                       ledger's pack (the slice's source) */
+    char lease_id[METER_ID_MAX];    /* "" = not from a lease */
     int64_t amount_us;
     int64_t before_us, after_us;
     /* pack_event */
