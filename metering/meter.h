@@ -45,6 +45,7 @@ extern "C" {
 #define METER_NAME_MAX    128   /* longest job, output, node or pack id (bytes) */
 #define METER_TTYPE_MAX   64    /* longest transcoding-type name */
 #define METER_ID_MAX      96    /* longest record id */
+#define METER_ACCOUNT_DEFAULT "default"  /* the account every store starts with */
 #define METER_KEY_MAX     64    /* longest idempotency key of a manual record
                                    (bytes, without the NUL) */
 

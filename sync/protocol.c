@@ -157,6 +157,7 @@ int proto_record_id_prefix(const char *id, const char *kind, char prefix[METER_I
 {
     static const struct { const char *kind; char letter; } letters[] = {
         { "usage", 'u' }, { "deduction", 'd' }, { "settlement", 's' }, { "pack_event", 'e' },
+        { "lease", 'l' },   /* not a record, but in the node's namespace too */
     };
     if (!proto_valid_record_id(id))
         return 0;
@@ -393,6 +394,7 @@ json_t *proto_record_to_json(const meter_sync_record *r)
     put(o, "kind", json_string(r->kind), &ok);
     put(o, "id", json_string(r->id), &ok);
     put(o, "node", json_string(r->node), &ok);
+    put(o, "account", json_string(r->account[0] ? r->account : METER_ACCOUNT_DEFAULT), &ok);
     put(o, "at_ms", json_integer(r->at), &ok);
     if (strcmp(r->kind, "usage") == 0) {
         put(o, "job", json_string(r->job), &ok);
@@ -414,6 +416,8 @@ json_t *proto_record_to_json(const meter_sync_record *r)
         int overage = r->pack_id[0] == '\0';
         put(o, "charge_id", json_string(r->charge_id), &ok);
         put(o, "pack_id", str_or_null(r->pack_id), &ok);
+        if (r->lease_id[0])
+            put(o, "lease_id", json_string(r->lease_id), &ok);
         put(o, "class", json_string(class_name(r->cls)), &ok);
         put(o, "ttype", json_string(r->ttype), &ok);
         put(o, "day", json_string(r->day), &ok);
@@ -478,6 +482,18 @@ static int decode_deduction(const rd *r, meter_sync_record *o)
                       &before_null)) ||
         (rc = get_int(r, "after_us", 0, METER_PACK_TOTAL_MAX_US, &o->after_us, 1, &after_null)))
         return rc;
+    /* lease_id: optional (deductions of a v1 node, or from an own pack) */
+    const json_t *lease = json_object_get(r->obj, "lease_id");
+    if (lease && !json_is_null(lease)) {
+        if ((rc = get_str(r, "lease_id", S_RECORD_ID, o->lease_id, sizeof o->lease_id, 0)))
+            return rc;
+        if (!proto_record_id_prefix(o->lease_id, "lease", NULL))
+            return failf(r->err, "deduction.lease_id: '%s' is not a lease id "
+                         "(<node_id>-l<seq>)", o->lease_id);
+        if (o->pack_id[0] == '\0')
+            return failf(r->err, "deduction.lease_id: set on an overage deduction "
+                         "(pack_id null)");
+    }
     if (o->pack_id[0] != '\0' && o->amount_us > METER_PACK_TOTAL_MAX_US)
         return failf(r->err, "deduction.amount_us: %" PRId64 " is more than any pack holds "
                      "(%" PRId64 ")", o->amount_us, METER_PACK_TOTAL_MAX_US);
@@ -544,6 +560,13 @@ int proto_record_from_json(const json_t *j, meter_sync_record *out, char err[PRO
     if ((rc = get_str(&r, "node", S_NODE, out->node, sizeof out->node, 0)) ||
         (rc = get_int(&r, "at_ms", 0, PROTO_TIME_MAX_MS, &out->at, 0, NULL)))
         return rc;
+    /* account: optional, a node of protocol v1 sends none */
+    if (json_object_get(j, "account")) {
+        if ((rc = get_str(&r, "account", S_NODE, out->account, sizeof out->account, 0)))
+            return rc;
+    } else {
+        strcpy(out->account, METER_ACCOUNT_DEFAULT);
+    }
     r.ctx = out->kind;
     if (strcmp(kind, "usage") == 0)
         return decode_usage(&r, out);
@@ -552,6 +575,169 @@ int proto_record_from_json(const json_t *j, meter_sync_record *out, char err[PRO
     if (strcmp(kind, "settlement") == 0)
         return decode_settlement(&r, out);
     return decode_pack_event(&r, out);
+}
+
+/* ------------------------------------------------------------ leases -- */
+
+static const char *const lease_states[] = { "open", "released", "expired" };
+
+json_t *proto_lease_request_to_json(const proto_lease_request *q)
+{
+    json_t *o = json_object();
+    int ok = o != NULL;
+    if (!ok)
+        return NULL;
+    put(o, "id", json_string(q->id), &ok);
+    put(o, "account", json_string(q->account), &ok);
+    put(o, "class", json_string(class_name(q->cls)), &ok);
+    put(o, "want_us", json_integer(q->want_us), &ok);
+    if (!ok) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+int proto_lease_request_from_json(const json_t *j, proto_lease_request *out,
+                                  char err[PROTO_ERRMAX])
+{
+    memset(out, 0, sizeof *out);
+    if (!json_is_object(j))
+        return failf(err, "lease request: body must be a JSON object");
+    rd r = { j, "lease", err };
+    int rc;
+    if ((rc = get_str(&r, "id", S_RECORD_ID, out->id, sizeof out->id, 0)))
+        return rc;
+    if (!proto_record_id_prefix(out->id, "lease", NULL))
+        return failf(err, "lease.id: '%s' is not a lease id (<node_id>-l<seq>)", out->id);
+    if ((rc = get_str(&r, "account", S_NODE, out->account, sizeof out->account, 0)) ||
+        (rc = get_class(&r, "class", &out->cls)) ||
+        (rc = get_int(&r, "want_us", 1, METER_PACK_TOTAL_MAX_US, &out->want_us, 0, NULL)))
+        return rc;
+    return PROTO_OK;
+}
+
+static json_t *int_or_null(int64_t v)
+{
+    return v ? json_integer(v) : json_null();
+}
+
+json_t *proto_lease_to_json(const proto_lease *l)
+{
+    json_t *o = json_object(), *a = json_array();
+    int ok = o && a;
+    for (size_t i = 0; ok && i < l->nslices; i++) {
+        const proto_lease_slice *s = &l->slices[i];
+        json_t *e = json_object();
+        ok = e != NULL;
+        put(e, "pack_id", json_string(s->pack_id), &ok);
+        put(e, "granted_us", json_integer(s->granted_us), &ok);
+        put(e, "posted_us", json_integer(s->posted_us), &ok);
+        put(e, "start_ms", json_integer(s->start_ms), &ok);
+        put(e, "end_ms", json_integer(s->end_ms), &ok);
+        put(e, "voided", json_boolean(s->voided), &ok);
+        if (!ok || json_array_append_new(a, e) != 0)
+            ok = 0;
+    }
+    put(o, "id", json_string(l->id), &ok);
+    put(o, "node", json_string(l->node), &ok);
+    put(o, "account", json_string(l->account), &ok);
+    put(o, "class", json_string(class_name(l->cls)), &ok);
+    put(o, "state", json_string(l->state), &ok);
+    put(o, "requested_us", json_integer(l->requested_us), &ok);
+    put(o, "granted_us", json_integer(l->granted_us), &ok);
+    put(o, "created_ms", json_integer(l->created_ms), &ok);
+    put(o, "expires_ms", json_integer(l->expires_ms), &ok);
+    put(o, "ttl_ms", json_integer(l->ttl_ms), &ok);
+    put(o, "resolved_ms", int_or_null(l->resolved_ms), &ok);
+    if (ok) {
+        put(o, "slices", a, &ok);
+        a = NULL;
+    }
+    json_decref(a);
+    if (!ok) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static int decode_slice(const json_t *e, size_t i, proto_lease_slice *s, char *err)
+{
+    char ctx[32];
+    snprintf(ctx, sizeof ctx, "lease.slices[%zu]", i);
+    if (!json_is_object(e))
+        return failf(err, "%s: must be an object", ctx);
+    rd r = { e, ctx, err };
+    int rc;
+    if ((rc = get_str(&r, "pack_id", S_PACK_ID, s->pack_id, sizeof s->pack_id, 0)) ||
+        (rc = get_int(&r, "granted_us", 0, METER_PACK_TOTAL_MAX_US, &s->granted_us, 0, NULL)) ||
+        (rc = get_int(&r, "posted_us", 0, METER_PACK_TOTAL_MAX_US, &s->posted_us, 0, NULL)) ||
+        (rc = get_int(&r, "start_ms", 0, PROTO_TIME_MAX_MS, &s->start_ms, 0, NULL)) ||
+        (rc = get_int(&r, "end_ms", 0, PROTO_TIME_MAX_MS, &s->end_ms, 0, NULL)) ||
+        (rc = get_bool(&r, "voided", &s->voided)))
+        return rc;
+    if (s->posted_us > s->granted_us)
+        return failf(err, "%s.posted_us: %" PRId64 " is more than granted_us %" PRId64, ctx,
+                     s->posted_us, s->granted_us);
+    if (s->end_ms <= s->start_ms)
+        return failf(err, "%s.end_ms: not after start_ms", ctx);
+    return PROTO_OK;
+}
+
+int proto_lease_from_json(const json_t *j, proto_lease *out, char err[PROTO_ERRMAX])
+{
+    memset(out, 0, sizeof *out);
+    const json_t *inner = json_is_object(j) ? json_object_get(j, "lease") : NULL;
+    if (inner)
+        j = inner;
+    if (!json_is_object(j))
+        return failf(err, "lease: must be an object");
+    rd r = { j, "lease", err };
+    int rc, resolved_null;
+    if ((rc = get_str(&r, "id", S_RECORD_ID, out->id, sizeof out->id, 0)))
+        return rc;
+    if (!proto_record_id_prefix(out->id, "lease", NULL))
+        return failf(err, "lease.id: '%s' is not a lease id (<node_id>-l<seq>)", out->id);
+    if ((rc = get_str(&r, "node", S_NODE, out->node, sizeof out->node, 0)) ||
+        (rc = get_str(&r, "account", S_NODE, out->account, sizeof out->account, 0)) ||
+        (rc = get_class(&r, "class", &out->cls)) ||
+        (rc = get_str(&r, "state", S_WORD, out->state, sizeof out->state, 0)) ||
+        (rc = get_int(&r, "requested_us", 0, METER_PACK_TOTAL_MAX_US, &out->requested_us, 0,
+                      NULL)) ||
+        (rc = get_int(&r, "granted_us", 0, METER_PACK_TOTAL_MAX_US, &out->granted_us, 0,
+                      NULL)) ||
+        (rc = get_int(&r, "created_ms", 0, PROTO_TIME_MAX_MS, &out->created_ms, 0, NULL)) ||
+        (rc = get_int(&r, "expires_ms", 0, PROTO_TIME_MAX_MS, &out->expires_ms, 0, NULL)) ||
+        (rc = get_int(&r, "ttl_ms", 0, PROTO_TIME_MAX_MS, &out->ttl_ms, 0, NULL)) ||
+        (rc = get_int(&r, "resolved_ms", 0, PROTO_TIME_MAX_MS, &out->resolved_ms, 1,
+                      &resolved_null)))
+        return rc;
+    if (!in_list(out->state, lease_states, NELEM(lease_states)))
+        return failf(err, "lease.state: must be open, released or expired");
+    if (resolved_null != (strcmp(out->state, "open") == 0))
+        return failf(err, "lease.resolved_ms: must be null exactly while the lease is open");
+    const json_t *a = json_object_get(j, "slices");
+    if (!json_is_array(a))
+        return failf(err, "lease.slices: %s", a ? "must be an array" : "missing");
+    if (json_array_size(a) > PROTO_LEASE_SLICES_MAX)
+        return failf(err, "lease.slices: %zu slices, at most %d", json_array_size(a),
+                     PROTO_LEASE_SLICES_MAX);
+    int64_t sum = 0;
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        if ((rc = decode_slice(json_array_get(a, i), i, &out->slices[i], err)))
+            return rc;
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(out->slices[k].pack_id, out->slices[i].pack_id) == 0)
+                return failf(err, "lease.slices[%zu].pack_id: '%s' appears twice", i,
+                             out->slices[i].pack_id);
+        sum += out->slices[i].granted_us;   /* ≤ 64 × 6·10^14: no overflow */
+        out->nslices = i + 1;
+    }
+    if (sum != out->granted_us)
+        return failf(err, "lease.granted_us: %" PRId64 " is not the sum of its slices "
+                     "(%" PRId64 ")", out->granted_us, sum);
+    return PROTO_OK;
 }
 
 /* ------------------------------------------------------------- batch -- */

@@ -33,6 +33,9 @@ extern "C" {
 #define PROTO_API_PREFIX     "/v1"
 #define PROTO_PATH_BATCH     "/v1/usage/batch"
 #define PROTO_PATH_NODE_PACKS_FMT "/v1/nodes/%s/packs"   /* node name */
+#define PROTO_PATH_LEASES    "/v1/leases"
+#define PROTO_PATH_LEASE_RENEW_FMT   "/v1/leases/%s/renew"     /* lease id */
+#define PROTO_PATH_LEASE_RELEASE_FMT "/v1/leases/%s/release"
 #define PROTO_PATH_HEALTHZ   "/healthz"
 #define PROTO_PATH_METRICS   "/metrics"
 
@@ -181,6 +184,59 @@ int proto_pack_from_json(const json_t *j, meter_remote_pack *out, char err[PROTO
  * pack fails the whole list with the index in err. */
 int proto_packs_from_json(const json_t *j, meter_remote_pack **out, size_t *n,
                           char err[PROTO_ERRMAX]);
+
+/* ------------------------------------------------------------ leases -- */
+/*
+ * A lease reserves pack minutes of one account and class for one node
+ * (PROTOCOL.md, "Leases").  Lease ids are in the node's id namespace:
+ * "<node_id>-l<seq>" (proto_record_id_prefix with kind "lease").
+ */
+
+#define PROTO_LEASE_SLICES_MAX 64   /* packs one lease may span */
+
+/* POST /v1/leases: {"id", "account", "class", "want_us"}. */
+typedef struct proto_lease_request {
+    char id[METER_ID_MAX];
+    char account[METER_NAME_MAX];
+    meter_class cls;
+    int64_t want_us;                /* 1 … METER_PACK_TOTAL_MAX_US */
+} proto_lease_request;
+
+json_t *proto_lease_request_to_json(const proto_lease_request *q);
+int proto_lease_request_from_json(const json_t *j, proto_lease_request *out,
+                                  char err[PROTO_ERRMAX]);
+
+/* One pack's part of a lease. */
+typedef struct proto_lease_slice {
+    char pack_id[METER_NAME_MAX];
+    int64_t granted_us;             /* reserved from the pack for this lease */
+    int64_t posted_us;              /* of which usage has been posted */
+    int64_t start_ms, end_ms;       /* the pack's validity */
+    int voided;                     /* 1: the pack was frozen or refunded; the
+                                       unposted rest went back to it */
+} proto_lease_slice;
+
+/* LEASE: what the ledger answers to a request, a renewal or a release. */
+typedef struct proto_lease {
+    char id[METER_ID_MAX];
+    char node[METER_NAME_MAX];
+    char account[METER_NAME_MAX];
+    meter_class cls;
+    char state[12];                 /* open | released | expired */
+    int64_t requested_us, granted_us;
+    int64_t created_ms, expires_ms; /* the ledger's clock */
+    int64_t ttl_ms;                 /* expires_ms − the ledger's now when it
+                                       answered: the node's own clock counts it */
+    int64_t resolved_ms;            /* 0 while open */
+    size_t nslices;
+    proto_lease_slice slices[PROTO_LEASE_SLICES_MAX];
+} proto_lease;
+
+/* {"lease": LEASE} (or LEASE alone with proto_lease_to_json). */
+json_t *proto_lease_to_json(const proto_lease *l);
+/* Strict: every field, Σ slices' granted_us = granted_us, posted ≤ granted
+ * per slice.  Accepts LEASE or {"lease": LEASE}. */
+int proto_lease_from_json(const json_t *j, proto_lease *out, char err[PROTO_ERRMAX]);
 
 /* --------------------------------------------------------- signing -- */
 

@@ -21,6 +21,7 @@ static meter_sync_record usage_rec(void)
     strcpy(r.kind, "usage");
     strcpy(r.id, "0a1b2c3d4e5f6071-u42");
     strcpy(r.node, "node-a");
+    strcpy(r.account, "acme");
     strcpy(r.job, "job 7 (ünïcode)");
     strcpy(r.output, "720p");
     strcpy(r.session_id, "0a1b2c3d4e5f6071-s3");
@@ -47,6 +48,7 @@ static meter_sync_record deduction_rec(int overage)
     strcpy(r.kind, "deduction");
     strcpy(r.id, "0a1b2c3d4e5f6071-d9");
     strcpy(r.node, "node-a");
+    strcpy(r.account, "acme");
     strcpy(r.charge_id, "0a1b2c3d4e5f6071-u42");
     r.cls = METER_CLASS_GENERAL;
     strcpy(r.ttype, "Standard.H265.FHD");
@@ -105,6 +107,7 @@ static void test_round_trips(void)
     strcpy(s.kind, "settlement");
     strcpy(s.id, "abc-s1");
     strcpy(s.node, "node-a");
+    strcpy(s.account, "default");
     strcpy(s.day, "2028-02-29");
     s.cls = METER_CLASS_TSC;
     strcpy(s.ttype, "TESHD-20.Audio");
@@ -118,6 +121,7 @@ static void test_round_trips(void)
     strcpy(e.kind, "pack_event");
     strcpy(e.id, "abc-e1");
     strcpy(e.node, "node-a");
+    strcpy(e.account, "team.b:eu");
     strcpy(e.pack_id, "pk:1.x_y");
     strcpy(e.action, "refund");
     e.at = 0;
@@ -567,8 +571,170 @@ static void test_signing(void)
     CHECK(proto_ct_equal("", 0, "", 0), "ct: empty equals empty");
 }
 
+/* Decodes text; returns the rc and leaves the message in err. */
+static int decode_text(const char *text, meter_sync_record *out, char err[PROTO_ERRMAX])
+{
+    json_t *j = json_loads(text, 0, NULL);
+    if (!j)
+        return 99;
+    int rc = proto_record_from_json(j, out, err);
+    json_decref(j);
+    return rc;
+}
+
+static void test_accounts_on_records(void)
+{
+    meter_sync_record r;
+    char err[PROTO_ERRMAX] = "";
+    /* an older node sends no account: it is the default one */
+    int rc = decode_text("{\"kind\":\"pack_event\",\"id\":\"ab-e1\",\"node\":\"n\","
+                         "\"at_ms\":1,\"pack_id\":\"pk-1\",\"action\":\"freeze\"}", &r, err);
+    CHECK_EQ_INT(rc, PROTO_OK, "a record without account decodes (%s)", err);
+    CHECK_EQ_STR(r.account, "default", "a record without account is account default");
+    rc = decode_text("{\"kind\":\"pack_event\",\"id\":\"ab-e1\",\"node\":\"n\","
+                     "\"account\":\"a/b\",\"at_ms\":1,\"pack_id\":\"pk-1\","
+                     "\"action\":\"freeze\"}", &r, err);
+    CHECK_EQ_INT(rc, PROTO_EINVAL, "an account name with '/' is refused");
+    CHECK(strstr(err, "record.account") != NULL, "the error names record.account: %s", err);
+    rc = decode_text("{\"kind\":\"pack_event\",\"id\":\"ab-e1\",\"node\":\"n\","
+                     "\"account\":7,\"at_ms\":1,\"pack_id\":\"pk-1\",\"action\":\"freeze\"}",
+                     &r, err);
+    CHECK_EQ_INT(rc, PROTO_EINVAL, "a non-string account is refused");
+
+    /* an empty account in a struct goes out as the default one */
+    meter_sync_record u = usage_rec();
+    u.account[0] = '\0';
+    json_t *j = proto_record_to_json(&u);
+    CHECK_EQ_STR(json_string_value(json_object_get(j, "account")), "default",
+                 "an empty account is sent as default");
+    json_decref(j);
+
+    /* a deduction from a lease slice */
+    meter_sync_record d = deduction_rec(0);
+    strcpy(d.lease_id, "0a1b2c3d4e5f6071-l3");
+    round_trip(&d, "deduction from a lease");
+    j = proto_record_to_json(&d);
+    CHECK_EQ_STR(json_string_value(json_object_get(j, "lease_id")), "0a1b2c3d4e5f6071-l3",
+                 "lease_id is on the wire");
+    json_object_set_new(j, "lease_id", json_string("0a1b2c3d4e5f6071-u3"));
+    rc = proto_record_from_json(j, &r, err);
+    CHECK_EQ_INT(rc, PROTO_EINVAL, "a lease_id that is not a lease id is refused");
+    CHECK(strstr(err, "deduction.lease_id") != NULL, "the error names lease_id: %s", err);
+    json_decref(j);
+    meter_sync_record o = deduction_rec(1);
+    strcpy(o.lease_id, "0a1b2c3d4e5f6071-l3");
+    j = proto_record_to_json(&o);
+    rc = proto_record_from_json(j, &r, err);
+    CHECK_EQ_INT(rc, PROTO_EINVAL, "an overage deduction naming a lease is refused (%s)", err);
+    json_decref(j);
+    d = deduction_rec(0);
+    j = proto_record_to_json(&d);
+    CHECK(json_object_get(j, "lease_id") == NULL, "no lease_id for an own pack");
+    json_decref(j);
+    char prefix[METER_ID_MAX];
+    CHECK(proto_record_id_prefix("ab12-l7", "lease", prefix) && !strcmp(prefix, "ab12"),
+          "lease ids are in the node's namespace");
+    CHECK(!proto_record_id_prefix("ab12-u7", "lease", NULL), "a usage id is not a lease id");
+}
+
+static proto_lease sample_lease(void)
+{
+    proto_lease l;
+    memset(&l, 0, sizeof l);
+    strcpy(l.id, "3fa9c0-l12");
+    strcpy(l.node, "node-a");
+    strcpy(l.account, "acme");
+    l.cls = METER_CLASS_TSC;
+    strcpy(l.state, "open");
+    l.requested_us = INT64_C(600000000);
+    l.granted_us = INT64_C(500000000);
+    l.created_ms = INT64_C(1795686600000);
+    l.expires_ms = INT64_C(1795686900000);
+    l.ttl_ms = 300000;
+    l.nslices = 2;
+    strcpy(l.slices[0].pack_id, "pk-1");
+    l.slices[0].granted_us = INT64_C(400000000);
+    l.slices[0].posted_us = INT64_C(100);
+    l.slices[0].start_ms = INT64_C(1795000000000);
+    l.slices[0].end_ms = INT64_C(1826536000000);
+    strcpy(l.slices[1].pack_id, "pk-2");
+    l.slices[1].granted_us = INT64_C(100000000);
+    l.slices[1].start_ms = INT64_C(1795000000001);
+    l.slices[1].end_ms = INT64_C(1826536000001);
+    l.slices[1].voided = 1;
+    return l;
+}
+
+static void test_leases(void)
+{
+    char err[PROTO_ERRMAX] = "";
+    proto_lease l = sample_lease(), back;
+    json_t *j = proto_lease_to_json(&l);
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_t *again = json_loads(text, 0, NULL);
+    int rc = proto_lease_from_json(again, &back, err);
+    CHECK_EQ_INT(rc, PROTO_OK, "a lease decodes (%s)", err);
+    CHECK(memcmp(&l, &back, sizeof l) == 0, "a lease round-trips exactly");
+    CHECK(json_is_null(json_object_get(j, "resolved_ms")), "an open lease has resolved_ms null");
+    json_t *wrapped = json_pack("{s:O}", "lease", j);
+    rc = proto_lease_from_json(wrapped, &back, err);
+    CHECK_EQ_INT(rc, PROTO_OK, "{\"lease\": LEASE} decodes too");
+    json_decref(wrapped);
+    free(text);
+    json_decref(again);
+
+    json_object_set_new(j, "granted_us", json_integer(500000001));
+    rc = proto_lease_from_json(j, &back, err);
+    CHECK_EQ_INT(rc, PROTO_EINVAL, "granted_us other than the slices' sum is refused");
+    CHECK(strstr(err, "lease.granted_us") != NULL, "names granted_us: %s", err);
+    json_object_set_new(j, "granted_us", json_integer(500000000));
+    json_object_set_new(j, "state", json_string("released"));
+    rc = proto_lease_from_json(j, &back, err);
+    CHECK_EQ_INT(rc, PROTO_EINVAL, "a released lease without resolved_ms is refused");
+    json_object_set_new(j, "resolved_ms", json_integer(1795686700000));
+    rc = proto_lease_from_json(j, &back, err);
+    CHECK_EQ_INT(rc, PROTO_OK, "a released lease with resolved_ms decodes (%s)", err);
+    json_object_set_new(j, "state", json_string("pending"));
+    rc = proto_lease_from_json(j, &back, err);
+    CHECK_EQ_INT(rc, PROTO_EINVAL, "an unknown state is refused");
+    json_decref(j);
+
+    l = sample_lease();
+    l.slices[0].posted_us = l.slices[0].granted_us + 1;
+    j = proto_lease_to_json(&l);
+    rc = proto_lease_from_json(j, &back, err);
+    CHECK_EQ_INT(rc, PROTO_EINVAL, "a slice posted beyond its grant is refused");
+    CHECK(strstr(err, "slices[0].posted_us") != NULL, "names the slice: %s", err);
+    json_decref(j);
+    l = sample_lease();
+    strcpy(l.slices[1].pack_id, "pk-1");
+    j = proto_lease_to_json(&l);
+    rc = proto_lease_from_json(j, &back, err);
+    CHECK_EQ_INT(rc, PROTO_EINVAL, "a pack twice in one lease is refused");
+    json_decref(j);
+
+    proto_lease_request q = { "3fa9c0-l12", "acme", METER_CLASS_GENERAL, 600000000 }, qb;
+    j = proto_lease_request_to_json(&q);
+    rc = proto_lease_request_from_json(j, &qb, err);
+    CHECK(rc == PROTO_OK && memcmp(&q, &qb, sizeof q) == 0, "a lease request round-trips");
+    json_object_set_new(j, "want_us", json_integer(0));
+    rc = proto_lease_request_from_json(j, &qb, err);
+    CHECK_EQ_INT(rc, PROTO_EINVAL, "want_us 0 is refused");
+    json_object_set_new(j, "want_us", json_integer(METER_PACK_TOTAL_MAX_US + 1));
+    rc = proto_lease_request_from_json(j, &qb, err);
+    CHECK_EQ_INT(rc, PROTO_EINVAL, "want_us beyond the largest pack is refused");
+    json_object_set_new(j, "want_us", json_integer(1));
+    json_object_set_new(j, "id", json_string("3fa9c0-u12"));
+    rc = proto_lease_request_from_json(j, &qb, err);
+    CHECK_EQ_INT(rc, PROTO_EINVAL, "a request id that is not a lease id is refused");
+    CHECK(strstr(err, "lease.id") != NULL, "names lease.id: %s", err);
+    json_decref(j);
+}
+
 int main(void)
 {
+    test_accounts_on_records();
+    test_leases();
     test_round_trips();
     test_encoding_shape();
     test_strict_decoding();
