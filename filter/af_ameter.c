@@ -38,52 +38,32 @@ static int config_input(AVFilterLink *inlink)
     return ff_meter_open(inlink->dst, (AVRational){ 1, inlink->sample_rate });
 }
 
+static int filter_frame(AVFilterContext *ctx, AVFrame *frame)
+{
+    MeterContext *s = ctx->priv;
+    int64_t at = frame->pts == AV_NOPTS_VALUE ? AV_NOPTS_VALUE :
+                 av_rescale_q(frame->pts, ctx->inputs[0]->time_base, s->tb);
+    int ret = ff_meter_frame(ctx, 0, 0, ff_meter_kept(s, at, frame->nb_samples));
+
+    if (ret) {
+        if (ret < 0) {
+            av_frame_free(&frame);
+            return ret;
+        }
+        return ff_meter_stop_before(ctx, frame);
+    }
+    ff_meter_set_metadata(s, frame);
+    return ff_filter_frame(ctx->outputs[0], frame);
+}
+
+/* Audio counts each frame as it passes: nothing is open at the end. */
+static const MeterActivateOps audio_ops = {
+    .frame = filter_frame,
+};
+
 static int activate(AVFilterContext *ctx)
 {
-    AVFilterLink *inlink  = ctx->inputs[0];
-    AVFilterLink *outlink = ctx->outputs[0];
-    AVFrame *frame;
-    int64_t pts, consumed;
-    int ret, status;
-
-    /* Downstream closed (e.g. the atrim of an output -t): what it did not
-     * take is not billed; pass the close upstream. */
-    status = ff_meter_downstream_closed(ctx, &consumed);
-    if (status) {
-        ff_inlink_set_status(inlink, status);
-        return ff_meter_close_downstream(ctx, consumed);
-    }
-
-    ret = ff_inlink_consume_frame(inlink, &frame);
-    if (ret < 0)
-        return ret;
-    if (ret > 0) {
-        MeterContext *s = ctx->priv;
-        int64_t at = frame->pts == AV_NOPTS_VALUE ? AV_NOPTS_VALUE :
-                     av_rescale_q(frame->pts, inlink->time_base, s->tb);
-        ret = ff_meter_frame(ctx, 0, 0, ff_meter_kept(s, at, frame->nb_samples));
-        if (ret) {
-            pts = frame->pts;
-            av_frame_free(&frame);
-            if (ret < 0)
-                return ret;
-            /* Minutes ran out (on_exhausted=stop): end the output here. */
-            ff_inlink_set_status(inlink, AVERROR_EOF);
-            ff_outlink_set_status(outlink, AVERROR_EOF, pts);
-            return ff_meter_finish(ctx);
-        }
-        ff_meter_set_metadata(ctx->priv, frame);
-        return ff_filter_frame(outlink, frame);
-    }
-
-    if (ff_inlink_acknowledge_status(inlink, &status, &pts)) {
-        ret = ff_meter_finish(ctx);
-        ff_outlink_set_status(outlink, status, pts);
-        return ret;
-    }
-
-    FF_FILTER_FORWARD_WANTED(outlink, inlink);
-    return FFERROR_NOT_READY;
+    return ff_meter_activate(ctx, &audio_ops);
 }
 
 static av_cold int init(AVFilterContext *ctx)

@@ -431,3 +431,49 @@ void ff_meter_uninit(AVFilterContext *ctx, int64_t pending)
     }
     s->sess = NULL;
 }
+
+int ff_meter_stop_before(AVFilterContext *ctx, AVFrame *frame)
+{
+    int64_t pts = frame->pts;
+
+    av_frame_free(&frame);
+    ff_inlink_set_status(ctx->inputs[0], AVERROR_EOF);
+    ff_outlink_set_status(ctx->outputs[0], AVERROR_EOF, pts);
+    return ff_meter_finish(ctx);
+}
+
+int ff_meter_activate(AVFilterContext *ctx, const MeterActivateOps *ops)
+{
+    AVFilterLink *inlink  = ctx->inputs[0];
+    AVFilterLink *outlink = ctx->outputs[0];
+    AVFrame *frame;
+    int64_t pts, consumed;
+    int ret, status;
+
+    /* Downstream closed (e.g. the trim of an output -t): what it did not
+     * take is not billed; pass the close upstream. */
+    status = ff_meter_downstream_closed(ctx, &consumed);
+    if (status) {
+        ff_inlink_set_status(inlink, status);
+        if (ops->output_closed)
+            ops->output_closed(ctx);
+        return ff_meter_close_downstream(ctx, consumed);
+    }
+
+    ret = ff_inlink_consume_frame(inlink, &frame);
+    if (ret < 0)
+        return ret;
+    if (ret > 0)
+        return ops->frame(ctx, frame);
+
+    if (ff_inlink_acknowledge_status(inlink, &status, &pts)) {
+        if (ops->input_ended)
+            ops->input_ended(ctx, pts);
+        ret = ff_meter_finish(ctx);
+        ff_outlink_set_status(outlink, status, pts);
+        return ret;
+    }
+
+    FF_FILTER_FORWARD_WANTED(outlink, inlink);
+    return FFERROR_NOT_READY;
+}

@@ -279,6 +279,28 @@ int ff_meter_close_downstream(AVFilterContext *ctx, int64_t consumed);
 /* Finalizes exactly once and logs the one-line summary. */
 int ff_meter_finish(AVFilterContext *ctx);
 
+/* Minutes ran out (on_exhausted=stop): the output ends where `frame` would
+ * have started; the frame is freed, neither sent nor billed.  Closes both
+ * links and finalizes. */
+int ff_meter_stop_before(AVFilterContext *ctx, AVFrame *frame);
+
+/* What differs between the video and the audio filter's activate(). */
+typedef struct MeterActivateOps {
+    /* Meters one frame and forwards it (or stops, ff_meter_stop_before). */
+    int  (*frame)(AVFilterContext *ctx, AVFrame *frame);
+    /* Input ended at eof_pts (link ticks): count what is still open.  May
+     * be NULL. */
+    void (*input_ended)(AVFilterContext *ctx, int64_t eof_pts);
+    /* Downstream closed: forget what is still open, it is not billed.  May
+     * be NULL. */
+    void (*output_closed)(AVFilterContext *ctx);
+} MeterActivateOps;
+
+/* The activate() both filters share: a downstream close is passed upstream
+ * and bills only what was taken; each frame goes to ops->frame; the end of
+ * input finalizes and is passed on; otherwise demand is forwarded. */
+int ff_meter_activate(AVFilterContext *ctx, const MeterActivateOps *ops);
+
 /* uninit(): a session not finalized yet is finalized when downstream had
  * closed the output (the ffmpeg tool may free the graph before this filter
  * runs again), else detached (graph re-init, or the tool stopping early):

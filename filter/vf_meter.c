@@ -69,8 +69,6 @@ static int filter_frame(AVFilterContext *ctx, AVFrame *frame)
 {
     VideoMeterContext *vs = ctx->priv;
     MeterContext *s = &vs->m;
-    AVFilterLink *inlink  = ctx->inputs[0];
-    AVFilterLink *outlink = ctx->outputs[0];
     int ret, width = frame->width, height = frame->height;
 
     if (vs->have_last) {
@@ -91,32 +89,28 @@ static int filter_frame(AVFilterContext *ctx, AVFrame *frame)
     ff_meter_output_size(ctx, &width, &height);
     ret = ff_meter_frame(ctx, width, height, 0);
     if (ret) {
-        int64_t pts = frame->pts;
-        av_frame_free(&frame);
         /* The previous frame's span is already counted: uninit must not
          * add it again as pending. */
         vs->have_last = 0;
-        if (ret < 0)
+        if (ret < 0) {
+            av_frame_free(&frame);
             return ret;
-        /* Minutes ran out (on_exhausted=stop): the output ends where this
-         * frame would have started; the frame is neither sent nor billed. */
-        vs->have_last = 0;
-        ff_inlink_set_status(inlink, AVERROR_EOF);
-        ff_outlink_set_status(outlink, AVERROR_EOF, pts);
-        return ff_meter_finish(ctx);
+        }
+        return ff_meter_stop_before(ctx, frame);
     }
 
     vs->have_last = 1;
     vs->last_pts  = frame->pts;
     vs->last_own  = own_duration(ctx, frame);
     ff_meter_set_metadata(s, frame);
-    return ff_filter_frame(outlink, frame);
+    return ff_filter_frame(ctx->outputs[0], frame);
 }
 
 /* End of input: the last frame lasts its own duration; if none is known,
  * until the end-of-stream timestamp. */
-static void end_last_frame(VideoMeterContext *vs, int64_t eof_pts)
+static void end_last_frame(AVFilterContext *ctx, int64_t eof_pts)
 {
+    VideoMeterContext *vs = ctx->priv;
     int64_t d = vs->last_own;
 
     if (!vs->have_last)
@@ -128,39 +122,23 @@ static void end_last_frame(VideoMeterContext *vs, int64_t eof_pts)
     vs->have_last = 0;
 }
 
-static int activate(AVFilterContext *ctx)
+/* Downstream closed: the last frame's span is not billed. */
+static void drop_last_frame(AVFilterContext *ctx)
 {
     VideoMeterContext *vs = ctx->priv;
-    AVFilterLink *inlink  = ctx->inputs[0];
-    AVFilterLink *outlink = ctx->outputs[0];
-    AVFrame *frame;
-    int64_t pts, consumed;
-    int ret, status;
 
-    /* Downstream closed (e.g. the trim of an output -t): what it did not
-     * take is not billed; pass the close upstream. */
-    status = ff_meter_downstream_closed(ctx, &consumed);
-    if (status) {
-        ff_inlink_set_status(inlink, status);
-        vs->have_last = 0;
-        return ff_meter_close_downstream(ctx, consumed);
-    }
+    vs->have_last = 0;
+}
 
-    ret = ff_inlink_consume_frame(inlink, &frame);
-    if (ret < 0)
-        return ret;
-    if (ret > 0)
-        return filter_frame(ctx, frame);
+static const MeterActivateOps video_ops = {
+    .frame         = filter_frame,
+    .input_ended   = end_last_frame,
+    .output_closed = drop_last_frame,
+};
 
-    if (ff_inlink_acknowledge_status(inlink, &status, &pts)) {
-        end_last_frame(vs, pts);
-        ret = ff_meter_finish(ctx);
-        ff_outlink_set_status(outlink, status, pts);
-        return ret;
-    }
-
-    FF_FILTER_FORWARD_WANTED(outlink, inlink);
-    return FFERROR_NOT_READY;
+static int activate(AVFilterContext *ctx)
+{
+    return ff_meter_activate(ctx, &video_ops);
 }
 
 static av_cold int init(AVFilterContext *ctx)
