@@ -12,7 +12,7 @@ aclip=(-f lavfi -i "sine=frequency=440:sample_rate=48000:duration=2")
 db=$TMP/acc.db
 mcdb() { "$METERCTL" --db "$db" "$@"; }
 mcdb init >/dev/null
-mcdb pack add --id def-1 --type general --minutes 100 --start 2025-01-01 >/dev/null
+mcdb pack add --id def-1 --type general --minutes 100 >/dev/null
 mcdb pack add --id acme-1 --account acme --type general --minutes 100 >/dev/null
 mcdb pack add --id beta-1 --account beta --type general --minutes 100 >/dev/null
 
