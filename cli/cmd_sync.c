@@ -260,6 +260,12 @@ static const out_col report_cols[] = {
     { "packs",         "Packs at the ledger", OUT_INT },
     { "packs_changed", "Packs changed here", OUT_INT },
     { "conflicts",     "Pack conflicts",     OUT_INT },
+    { "leases_requested", "Leases requested", OUT_INT },
+    { "leases_granted",   "Leases granted",   OUT_INT },
+    { "leases_renewed",   "Leases renewed",   OUT_INT },
+    { "leases_released",  "Leases released",  OUT_INT },
+    { "leases_refused",   "Leases refused",   OUT_INT },
+    { "leases_resolved",  "Leases resolved at the ledger", OUT_INT },
     { "outbox_depth",  "Outbox depth",       OUT_INT },
 };
 
@@ -277,6 +283,12 @@ static int print_report(const struct cli *c, meter_store *st, const meter_sync_r
     if (r->pulled) out_int(t, r->packs); else out_null(t);
     out_int(t, r->packs_applied);
     out_int(t, r->conflicts);
+    out_int(t, r->leases_requested);
+    out_int(t, r->leases_granted);
+    out_int(t, r->leases_renewed);
+    out_int(t, r->leases_released);
+    out_int(t, r->leases_refused);
+    out_int(t, r->leases_resolved);
     if (depth >= 0) out_int(t, depth); else out_null(t);
     int rc = out_print(t, c->format, 1, stdout);
     out_free(t);
@@ -312,7 +324,7 @@ static int watch_sleep(long seconds)
 struct sync_args {
     const char *config, *ledger, *node, *secret_file, *cacert;
     const char *batch, *max_bytes, *retries, *timeout, *connect_timeout;
-    int bearer, insecure, no_pull, verbose;
+    int bearer, insecure, no_pull, no_leases, verbose;
     long watch;
 };
 
@@ -332,6 +344,7 @@ static int parse_args(int argc, char **argv, const struct cli_cmd *cmd, struct s
         { "timeout",         required_argument, NULL, 't' },
         { "connect-timeout", required_argument, NULL, 'T' },
         { "no-pull",         no_argument,       NULL, 'P' },
+        { "no-leases",       no_argument,       NULL, 'L' },
         { "watch",           required_argument, NULL, 'w' },
         { "verbose",         no_argument,       NULL, 'v' },
         { "help",            no_argument,       NULL, 'h' },
@@ -355,6 +368,7 @@ static int parse_args(int argc, char **argv, const struct cli_cmd *cmd, struct s
         case 't': a->timeout = optarg; break;
         case 'T': a->connect_timeout = optarg; break;
         case 'P': a->no_pull = 1; break;
+        case 'L': a->no_leases = 1; break;
         case 'v': a->verbose = 1; break;
         case 'w':
             if ((rc = args_int64(argv[0], "--watch", optarg, 1, 86400, &w))) return rc;
@@ -404,6 +418,9 @@ static int build_config(const char *cmd, const struct sync_args *a, meter_sync_c
     if (a->bearer) cfg->bearer = 1;
     if (a->insecure) cfg->insecure = 1;
     if (a->no_pull) cfg->no_pull = 1;
+    if (a->no_leases) cfg->leases = 0;
+    /* leases are renewed ahead by two periods: the time between syncs */
+    if (a->watch) cfg->lease_period_ms = a->watch * 1000L;
     if (meter_sync_config_check(cfg, err) != METER_OK)
         return cli_usage_error("%s: %s", cmd, err);
     if (cfg->insecure)
@@ -464,7 +481,8 @@ int cmd_sync(const struct cli *c, const struct cli_cmd *cmd, int argc, char **ar
         }
         if (src != METER_OK)
             cli_error("%s: %s (next try in %ld s)", argv[0], rep.error, interval);
-        else if (rep.sent || rep.packs_applied || rep.conflicts) {
+        else if (rep.sent || rep.packs_applied || rep.conflicts || rep.leases_requested ||
+                 rep.leases_renewed || rep.leases_released || rep.leases_resolved) {
             warn_report(argv[0], &rep);
             print_report(c, st, &rep);
         }
