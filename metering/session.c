@@ -199,8 +199,8 @@ static int check_minutes(meter_session *s)
                      "slices or own packs, and the ledger is reachable or lease_policy is "
                      "stop (enforce is on)", s->state.account, meter_class_name(s->state.cls));
         else
-            snprintf(s->err, sizeof s->err, "no valid %s pack of account %.100s has minutes "
-                     "left (enforce is on)", meter_class_name(s->state.cls), s->state.account);
+            snprintf(s->err, sizeof s->err, "no valid %s pack has minutes left (account "
+                     "%.100s; enforce is on)", meter_class_name(s->state.cls), s->state.account);
         rc = METER_ENOMINUTES;
     }
     return rc;
