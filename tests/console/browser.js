@@ -153,7 +153,7 @@ async function main() {
 
     step('Buy form: a pack for the account');
     await page.click('#tab-packs');
-    await page.click('details.buy summary');
+    await page.click('#view-packs details.buy summary');
     await page.selectOption('#buy-form select[name=type]', 'tsc');
     await page.fill('#buy-form input[name=minutes]', '7');
     await page.fill('#buy-form input[name=account]', cfg.account);
