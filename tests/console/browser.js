@@ -88,6 +88,10 @@ async function main() {
     out.title = await page.title();
     out.tabs = await page.$$eval('nav.tabs [role=tab]', (bs) => bs.map((b) => b.textContent));
 
+    step('minutes from exact µs');
+    out.minutes = await page.evaluate((texts) => texts.map((t) => minutes(parseJSON(t).us)),
+                                      cfg.minutes_cases);
+
     step('paste the admin token');
     await page.fill('#token', cfg.token);
     await page.click('#token-form button[type=submit]');

@@ -65,6 +65,11 @@ LEASE_POSTED_US = 754_321_987          # usage posted through the lease: 12.572â
 GLOBEX_OVERAGE_US = 61_234_567         # an overage of globex, settled from its pool
 
 
+# The console's minutes() on exact integers from JSON text, past 2^53 too.
+MINUTES_CASES = [0, 59_999, 60_000, 754_321_987, -1, -60_000_001, 2 ** 53 + 1,
+                 9_223_372_036_854_775_807, -9_223_372_036_854_775_807]
+
+
 def expected_accounts():
     fig = {}
     for pid, acct, cls, mins, node in PACKS:
@@ -148,7 +153,8 @@ def run_browser(lg, tmp):
     cfg = {"url": "http://127.0.0.1:%d/" % lg.port, "token": lg.admin_token,
            "shots": SHOTS, "profile": os.path.join(tmp, "chromium-profile"),
            "chromium": CHROMIUM, "account": "acme", "pack_of_other": "pk-globex-g1",
-           "other_node": "node-b", "buy_id": "pk-acme-t2"}
+           "other_node": "node-b", "buy_id": "pk-acme-t2",
+           "minutes_cases": ['{"us": %d}' % v for v in MINUTES_CASES]}
     path = os.path.join(tmp, "browser.json")
     with open(path, "w") as f:
         json.dump(cfg, f)
@@ -172,6 +178,8 @@ def check_shown(seen, want):
          "steps done: %s" % seen.get("steps"))
     t.ok(seen.get("tabs") == ["Accounts", "Resource packs", "Usage details", "Leases"],
          "four tabs", seen.get("tabs"))
+    t.eq(seen.get("minutes"), [minutes(v) for v in MINUTES_CASES],
+         "minutes(): 3 decimals truncated, exact past 2^53 (BigInt from the JSON text)")
     all_ids = sorted(p["data"].get("pack") for p in seen.get("packs_all", []))
     t.eq(all_ids, sorted(p[0] for p in PACKS), "Resource packs lists every pack")
 
