@@ -349,8 +349,13 @@ async function loadAccounts() {
   fillDatalist('account-names', accounts.map((a) => a.name));
   if (!accounts.length) { emptyRow(tbody, 'No account yet.'); return; }
   tbody.replaceChildren();
+  // A class without packs and with nothing used or reserved says nothing:
+  // not shown (the ledger may list both classes of every account).
+  const empty = (c) => [c.total_us, c.used_us, c.reserved_us, c.remaining_us]
+    .every((v) => exact(v) === 0n) && String(c.packs) === '0';
   for (const a of accounts) {
-    const rows = a.classes.length ? a.classes : [null];
+    const shown = a.classes.filter((c) => !empty(c));
+    const rows = shown.length ? shown : [null];
     rows.forEach((c, i) => {
       const tr = document.createElement('tr');
       tr.dataset.account = a.name;
