@@ -277,36 +277,39 @@ static void test_credentials(ledger_store *st)
 static void test_packs(ledger_store *st)
 {
     ledger_pack p;
-    RC(st, ledger_pack_add(st, "pk-gen", METER_CLASS_GENERAL, 100, T0, "node-a", T0, &alice, &p),
+    RC(st, ledger_pack_add(st, "pk-gen", METER_CLASS_GENERAL, 100, T0, "node-a", NULL, T0, &alice, &p),
        METER_OK, "buy pk-gen for node-a");
     CHECK_EQ_I64(p.total_us, 100 * MIN_US, "total is 100 minutes");
     CHECK_EQ_I64(p.remaining_us, 100 * MIN_US, "remaining = total");
     CHECK_EQ_I64(p.end, INT64_C(1803859200000), "end = start + 1 year (2027-03-01)");
     CHECK_EQ_STR(p.node, "node-a", "assigned to node-a");
     CHECK_EQ_STR(p.status, "valid", "status valid");
-    RC(st, ledger_pack_add(st, "pk-tsc", METER_CLASS_TSC, 50, T0, "node-a", T0, &alice, NULL),
+    RC(st, ledger_pack_add(st, "pk-tsc", METER_CLASS_TSC, 50, T0, "node-a", NULL, T0, &alice, NULL),
        METER_OK, "buy pk-tsc for node-a");
-    RC(st, ledger_pack_add(st, "pk-b", METER_CLASS_GENERAL, 10, T0, "node-b", T0, &alice, NULL),
+    RC(st, ledger_pack_add(st, "pk-b", METER_CLASS_GENERAL, 10, T0, "node-b", NULL, T0, &alice, NULL),
        METER_OK, "buy pk-b for node-b");
-    RC(st, ledger_pack_add(st, "pk-free", METER_CLASS_GENERAL, 10, T0, NULL, T0, &alice, NULL),
-       METER_OK, "buy pk-free unassigned");
-    RC(st, ledger_pack_add(st, NULL, METER_CLASS_GENERAL, 5, 0, NULL, T0 + 3600000, &alice, &p),
+    /* in an account of its own: overage of account default settles from
+     * default's pooled packs, and pk-free is to stay unused */
+    RC(st, ledger_account_add(st, "stock", T0, &alice), METER_OK, "add account stock");
+    RC(st, ledger_pack_add(st, "pk-free", METER_CLASS_GENERAL, 10, T0, NULL, "stock", T0, &alice,
+                           NULL), METER_OK, "buy pk-free unassigned (pooled, account stock)");
+    RC(st, ledger_pack_add(st, NULL, METER_CLASS_GENERAL, 5, 0, NULL, NULL, T0 + 3600000, &alice, &p),
        METER_OK, "buy with a generated id");
     CHECK(strncmp(p.id, "pk-20260301-", 12) == 0 && strlen(p.id) == 20,
           "generated id pk-YYYYMMDD-xxxxxxxx: %s", p.id);
     CHECK_EQ_I64(p.start, T0 + 3600000, "start 0 means now");
     ledger_pack leap;
-    RC(st, ledger_pack_add(st, "pk-leap", METER_CLASS_GENERAL, 1, INT64_C(1835395200000), NULL,
+    RC(st, ledger_pack_add(st, "pk-leap", METER_CLASS_GENERAL, 1, INT64_C(1835395200000), NULL, NULL,
                            T0, &alice, &leap), METER_OK, "buy a pack starting 2028-02-29");
     CHECK_EQ_I64(leap.end, INT64_C(1867017600000), "…it ends 2029-03-01");
     CHECK_EQ_STR(leap.status, "pending", "…and is pending before its start");
-    RC(st, ledger_pack_add(st, "pk-gen", METER_CLASS_GENERAL, 1, T0, NULL, T0, &alice, NULL),
+    RC(st, ledger_pack_add(st, "pk-gen", METER_CLASS_GENERAL, 1, T0, NULL, NULL, T0, &alice, NULL),
        METER_EEXIST, "a taken id is refused");
-    RC(st, ledger_pack_add(st, "pk-x", METER_CLASS_GENERAL, 0, T0, NULL, T0, &alice, NULL),
+    RC(st, ledger_pack_add(st, "pk-x", METER_CLASS_GENERAL, 0, T0, NULL, NULL, T0, &alice, NULL),
        METER_EINVAL, "0 minutes refused");
     RC(st, ledger_pack_add(st, "pk-x", METER_CLASS_GENERAL, METER_PACK_MINUTES_MAX + 1, T0,
-                           NULL, T0, &alice, NULL), METER_EINVAL, "too many minutes refused");
-    RC(st, ledger_pack_add(st, "pk-x", METER_CLASS_GENERAL, 1, T0, "node-zz", T0, &alice, NULL),
+                           NULL, NULL, T0, &alice, NULL), METER_EINVAL, "too many minutes refused");
+    RC(st, ledger_pack_add(st, "pk-x", METER_CLASS_GENERAL, 1, T0, "node-zz", NULL, T0, &alice, NULL),
        METER_ENOTFOUND, "assigning at purchase to an unknown node refused");
     RC(st, ledger_pack_get(st, "pk-x", T0, &p), METER_ENOTFOUND, "…and nothing was bought");
 }
@@ -519,11 +522,11 @@ static void test_pack_rules(ledger_store *st)
     ledger_pack p;
     int64_t audit0 = count_audit(st);
     /* refund: the 5th day included, the 6th not, never once used */
-    RC(st, ledger_pack_add(st, "pk-r1", METER_CLASS_GENERAL, 10, T0, NULL, T0, &alice, NULL),
+    RC(st, ledger_pack_add(st, "pk-r1", METER_CLASS_GENERAL, 10, T0, NULL, NULL, T0, &alice, NULL),
        METER_OK, "buy pk-r1");
-    RC(st, ledger_pack_add(st, "pk-r2", METER_CLASS_GENERAL, 10, T0, NULL, T0, &alice, NULL),
+    RC(st, ledger_pack_add(st, "pk-r2", METER_CLASS_GENERAL, 10, T0, NULL, NULL, T0, &alice, NULL),
        METER_OK, "buy pk-r2");
-    RC(st, ledger_pack_add(st, "pk-r3", METER_CLASS_GENERAL, 10, T0, NULL, T0, &alice, NULL),
+    RC(st, ledger_pack_add(st, "pk-r3", METER_CLASS_GENERAL, 10, T0, NULL, NULL, T0, &alice, NULL),
        METER_OK, "buy pk-r3");
     int64_t audit1 = count_audit(st);
     CHECK_EQ_I64(audit1 - audit0, 3, "three purchases audited");
@@ -565,7 +568,7 @@ static void test_pack_rules(ledger_store *st)
 
     /* the status order is the node's (meter_pack_status): refunded beats
      * frozen, frozen beats expired */
-    RC(st, ledger_pack_add(st, "pk-fr", METER_CLASS_GENERAL, 10, T0, NULL, T0, &alice, NULL),
+    RC(st, ledger_pack_add(st, "pk-fr", METER_CLASS_GENERAL, 10, T0, NULL, NULL, T0, &alice, NULL),
        METER_OK, "buy pk-fr");
     RC(st, ledger_pack_freeze(st, "pk-fr", 1, T0, &alice, &p), METER_OK, "freeze pk-fr");
     ledger_pack_get(st, "pk-fr", INT64_C(1803859200000), &p);
@@ -592,7 +595,7 @@ static void test_pack_rules(ledger_store *st)
        "assign an unknown pack");
 
     /* statuses at the ledger, computed as on the node */
-    RC(st, ledger_pack_add(st, "pk-small", METER_CLASS_GENERAL, 1, T0, "node-a", T0, &alice, NULL),
+    RC(st, ledger_pack_add(st, "pk-small", METER_CLASS_GENERAL, 1, T0, "node-a", NULL, T0, &alice, NULL),
        METER_OK, "buy a 1-minute pack");
     meter_sync_record d = ded_rec("na-d900", "node-a", "pk-small", METER_CLASS_GENERAL, MIN_US,
                                   MIN_US, T0 + 1000, "2026-03-01");
@@ -750,7 +753,7 @@ static void test_queries(ledger_store *st)
 
     /* totals per node, by hand from what was sent */
     ledger_total_row *t;
-    if (RC(st, ledger_totals(st, NULL, &t, &n), METER_OK, "totals")) {
+    if (RC(st, ledger_totals(st, NULL, NULL, &t, &n), METER_OK, "totals")) {
         CHECK_EQ_INT((int)n, 2, "two nodes");
         if (n == 2) {
             int lost = pg_conninfo ? 1 : 0;
@@ -766,7 +769,7 @@ static void test_queries(ledger_store *st)
         }
         free(t);
     }
-    if (RC(st, ledger_totals(st, "node-b", &t, &n), METER_OK, "totals of node-b")) {
+    if (RC(st, ledger_totals(st, "node-b", NULL, &t, &n), METER_OK, "totals of node-b")) {
         CHECK(n == 1 && !strcmp(t[0].node, "node-b") && t[0].records == 2, "node-b only");
         free(t);
     }
@@ -783,9 +786,9 @@ static void test_hostile_node(ledger_store *st)
     meter_time at = T0 + 5 * DAY_MS;
     RC(st, ledger_node_add(st, "node-v", at, &cli, secret), METER_OK, "victim node-v");
     RC(st, ledger_node_add(st, "node-h", at, &cli, secret), METER_OK, "hostile node-h");
-    RC(st, ledger_pack_add(st, "pk-v", METER_CLASS_GENERAL, 100, T0, "node-v", at, &alice, NULL),
+    RC(st, ledger_pack_add(st, "pk-v", METER_CLASS_GENERAL, 100, T0, "node-v", NULL, at, &alice, NULL),
        METER_OK, "node-v's 100-minute pack");
-    RC(st, ledger_pack_add(st, "pk-h", METER_CLASS_GENERAL, 10, T0, "node-h", at, &alice, NULL),
+    RC(st, ledger_pack_add(st, "pk-h", METER_CLASS_GENERAL, 10, T0, "node-h", NULL, at, &alice, NULL),
        METER_OK, "node-h's 10-minute pack");
 
     /* node-v syncs: its first batch binds its prefix "vv" */
@@ -823,7 +826,7 @@ static void test_hostile_node(ledger_store *st)
     CHECK_EQ_STR(outcomes(out, 1), "A", "node-v's record accepted (was taken as a duplicate)");
     ledger_total_row *t;
     size_t n;
-    if (RC(st, ledger_totals(st, "node-v", &t, &n), METER_OK, "node-v's totals")) {
+    if (RC(st, ledger_totals(st, "node-v", NULL, &t, &n), METER_OK, "node-v's totals")) {
         CHECK(n == 1 && t[0].billed_us == 80 * MIN_US && t[0].usage_count == 2,
               "node-v's usage at the ledger: 80 minutes in 2 records");
         free(t);
@@ -889,7 +892,7 @@ static void test_sum_overflow(ledger_store *st)
     RC(st, store_exec(st, ded, d, 3, NULL), METER_OK, "and another");
     ledger_total_row *t;
     size_t n;
-    if (RC(st, ledger_totals(st, NULL, &t, &n), METER_OK, "all totals still answer")) {
+    if (RC(st, ledger_totals(st, NULL, NULL, &t, &n), METER_OK, "all totals still answer")) {
         int seen = 0;
         for (size_t i = 0; i < n; i++) {
             if (!strcmp(t[i].node, "node-h")) {
@@ -921,7 +924,7 @@ static void test_sum_overflow(ledger_store *st)
     lparam f[] = { P_TEXT("ee-u2"), P_INT(at), P_INT((INT64_C(1) << 62) - 1) };
     RC(st, store_exec(st, sql_e, e, 3, NULL), METER_OK, "2^62 µs");
     RC(st, store_exec(st, sql_e, f, 3, NULL), METER_OK, "2^62 − 1 µs");
-    if (RC(st, ledger_totals(st, "node-e", &t, &n), METER_OK, "node-e's totals")) {
+    if (RC(st, ledger_totals(st, "node-e", NULL, &t, &n), METER_OK, "node-e's totals")) {
         CHECK(n == 1 && !t[0].overflow && t[0].billed_us == INT64_MAX && t[0].duration_us == 2,
               "a sum of exactly INT64_MAX is exact and not flagged");
         free(t);

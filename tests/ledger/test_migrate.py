@@ -42,9 +42,9 @@ def main():
         ok, err = load_fixture(lg, backend)
         t.ok(ok, "load the schema-1 fixture (%s)" % backend, err)
         rc, out, err = lg.cli("migrate")
-        t.ok(rc == 0 and "schema version 2" in out, "migrate: 1 → 2", out + err)
+        t.ok(rc == 0 and "schema version 3" in out, "migrate: 1 → 3", out + err)
         rc, out, err = lg.cli("migrate")
-        t.ok(rc == 0 and "schema version 2" in out, "migrate again: a no-op", out + err)
+        t.ok(rc == 0 and "schema version 3" in out, "migrate again: a no-op", out + err)
 
         # the fixture's credentials are not ours: make new ones
         rc, out, err = lg.cli("admin", "add", "bob")
