@@ -198,8 +198,13 @@ async function loadPacks() {
     cell(tr, TYPE_NAMES[p.type] || p.type);
     cell(tr, p.account || 'default', 'mono');
     cell(tr, p.node || 'pooled', p.node ? 'mono' : 'muted');
-    cell(tr, minutes(p.total_us, p.total_min), 'num');
-    cell(tr, minutes(p.remaining_us, p.remaining_min), 'num');
+    cell(tr, minutes(p.total_us, p.total_min), 'num total');
+    // Remaining = what is left to spend: total − used − reserved by open
+    // leases (free_us; a ledger before leases sends remaining_us only).
+    cell(tr, p.reserved_us === undefined ? '—' : minutes(p.reserved_us, p.reserved_min), 'num reserved');
+    const rem = p.free_us !== undefined ? cell(tr, minutes(p.free_us, p.free_min), 'num remaining')
+      : cell(tr, minutes(p.remaining_us, p.remaining_min), 'num remaining');
+    rem.title = 'total − used = ' + minutes(p.remaining_us, p.remaining_min) + ' min';
     cell(tr, when(p.start_ms));
     cell(tr, when(p.end_ms));
     const td = cell(tr, '', 'actions');
@@ -404,9 +409,9 @@ async function createAccount(ev) {
 // ---------------------------------------------------------- leases view --
 
 // "in N min" / "N min ago" (whole minutes, truncated) for an expiry, by the
-// ledger's clock when the answer tells it: now_ms on the list, else the
-// lease's ttl_ms (expires_ms − the ledger's now when it answered), else
-// this browser's clock.
+// ledger's clock when the answer tells it: now_ms on the list, else an open
+// lease's ttl_ms (expires_ms − the ledger's now when it answered; 0 once
+// resolved, so it tells nothing then), else this browser's clock.
 function relative(expiresMs, nowMs) {
   const d = expiresMs - nowMs;
   const m = Math.trunc(Math.abs(d) / 60000);
@@ -414,10 +419,11 @@ function relative(expiresMs, nowMs) {
   return m === 0 ? '<1 min ago' : m + ' min ago';
 }
 
-function ledgerNow(data, l) {
+function ledgerNow(data, leases) {
   if (Number.isSafeInteger(data.now_ms)) return data.now_ms;
-  if (Number.isSafeInteger(l.ttl_ms) && Number.isSafeInteger(l.expires_ms)) return l.expires_ms - l.ttl_ms;
-  return Date.now();
+  const l = leases.find((x) => x.state === 'open' && Number.isSafeInteger(x.ttl_ms) &&
+                              x.ttl_ms > 0 && Number.isSafeInteger(x.expires_ms));
+  return l ? l.expires_ms - l.ttl_ms : Date.now();
 }
 
 async function loadLeases() {
@@ -440,6 +446,7 @@ async function loadLeases() {
   }
   // by node, then soonest expiry first
   leases.sort((x, y) => (x.node < y.node ? -1 : x.node > y.node ? 1 : (x.expires_ms || 0) - (y.expires_ms || 0)));
+  const now = ledgerNow(data, leases);
   tbody.replaceChildren();
   let last = null;
   for (const l of leases) {
@@ -456,7 +463,10 @@ async function loadLeases() {
       : Array.isArray(l.slices) ? sum(l.slices.map((s) => s.posted_us)) : null;
     cell(tr, minutes(posted, l.posted_min), 'num posted');
     cell(tr, when(l.expires_ms), 'expires');
-    const rel = Number.isSafeInteger(l.expires_ms) ? relative(l.expires_ms, ledgerNow(data, l)) : '—';
+    // open: when it expires; resolved: when it was released or expired
+    let rel = '—';
+    if (l.state === 'open' && Number.isSafeInteger(l.expires_ms)) rel = relative(l.expires_ms, now);
+    else if (Number.isSafeInteger(l.resolved_ms)) rel = l.state + ' ' + relative(l.resolved_ms, now);
     const r = cell(tr, rel, 'relative');
     if (l.resolved_ms) r.title = l.state + ' at ' + when(l.resolved_ms) + ' (UTC)';
     cell(tr, l.state, 'status lease-' + l.state);

@@ -96,7 +96,8 @@ async function main() {
     await page.fill('#token', cfg.token);
     await page.click('#token-form button[type=submit]');
     await page.waitForSelector('#packs-body tr[data-pack]');
-    out.packs_all = await rows(page, '#packs-body tr[data-pack]', {});
+    out.packs_all = await rows(page, '#packs-body tr[data-pack]',
+                               { total: 'total', reserved: 'reserved', remaining: 'remaining' });
     await shot(page, '1-packs');
 
     step('Accounts tab');
@@ -120,8 +121,10 @@ async function main() {
 
     step('Leases: state released');
     await page.selectOption('#leases-filter select[name=state]', 'released');
-    await page.waitForSelector('#leases-body td.empty');
-    out.leases_released = await page.$eval('#leases-body', (b) => b.textContent);
+    await page.waitForSelector('#leases-body tr[data-lease="' + cfg.released_lease + '"]');
+    out.leases_released = await rows(page, '#leases-body tr[data-lease]',
+                                     { account: 'account', state: 'status', relative: 'relative' });
+    await shot(page, '3b-leases-released');
 
     step('Leases: state open, node filter of another node');
     await page.selectOption('#leases-filter select[name=state]', 'open');

@@ -61,6 +61,7 @@ PACKS = [  # id, account, class, minutes, node (None: pooled)
     ("pk-def-a1", "default", "general", 10, "node-a"),
 ]
 LEASE = {"id": "a-l1", "account": "acme", "class": "general", "want_us": 40 * MIN_US}
+RELEASED = {"id": "a-l2", "account": "globex", "class": "general", "want_us": 5 * MIN_US}
 LEASE_POSTED_US = 754_321_987          # usage posted through the lease: 12.572… min
 GLOBEX_OVERAGE_US = 61_234_567         # an overage of globex, settled from its pool
 
@@ -116,6 +117,11 @@ def prepare(lg):
     good &= t.ok(r.status in (200, 201) and lease.get("granted_us") == LEASE["want_us"] and
                  lease.get("state") == "open",
                  "node-a's signed POST /v1/leases: 40 min of acme general granted", r)
+    r = lg.node("POST", "/v1/leases", RELEASED)
+    good &= t.ok(r.status == 201, "node-a's lease a-l2 of globex", r)
+    r = lg.node("POST", "/v1/leases/%s/release" % RELEASED["id"])
+    good &= t.ok(r.status == 200 and (r.json() or {}).get("lease", {}).get("state") == "released",
+                 "…released at once (its minutes go back)", r)
     now = int(time.time() * 1000)
     recs = [deduction("a-d1", "acme", "pk-acme-g1", LEASE_POSTED_US, now, lease_id="a-l1",
                       before=LEASE["want_us"]),
@@ -153,7 +159,7 @@ def run_browser(lg, tmp):
     cfg = {"url": "http://127.0.0.1:%d/" % lg.port, "token": lg.admin_token,
            "shots": SHOTS, "profile": os.path.join(tmp, "chromium-profile"),
            "chromium": CHROMIUM, "account": "acme", "pack_of_other": "pk-globex-g1",
-           "other_node": "node-b", "buy_id": "pk-acme-t2",
+           "other_node": "node-b", "buy_id": "pk-acme-t2", "released_lease": RELEASED["id"],
            "minutes_cases": ['{"us": %d}' % v for v in MINUTES_CASES]}
     path = os.path.join(tmp, "browser.json")
     with open(path, "w") as f:
@@ -182,6 +188,11 @@ def check_shown(seen, want):
          "minutes(): 3 decimals truncated, exact past 2^53 (BigInt from the JSON text)")
     all_ids = sorted(p["data"].get("pack") for p in seen.get("packs_all", []))
     t.eq(all_ids, sorted(p[0] for p in PACKS), "Resource packs lists every pack")
+    g1 = [p for p in seen.get("packs_all", []) if p["data"].get("pack") == "pk-acme-g1"]
+    t.eq([(p["total"], p["reserved"], p["remaining"]) for p in g1],
+         [(minutes(100 * MIN_US), minutes(LEASE["want_us"] - LEASE_POSTED_US),
+           minutes(100 * MIN_US - LEASE["want_us"]))],
+         "Resource packs: the leased pack's total, reserved and remaining")
 
     # Accounts: one row per account and class; every figure as prepared
     shown = {}
@@ -213,8 +224,10 @@ def check_shown(seen, want):
         m = re.fullmatch(r"in (\d+) min", l["relative"] or "")
         t.ok(m and LEASE_TTL_S // 60 - 2 <= int(m.group(1)) <= LEASE_TTL_S // 60,
              "Leases: 'in N min' from a %d s lease" % LEASE_TTL_S, l["relative"])
-    t.ok("No lease" in seen.get("leases_released", ""), "Leases: none released",
-         seen.get("leases_released"))
+    rel = seen.get("leases_released", [])
+    t.eq([(l["data"].get("lease"), l["account"], l["state"], l["relative"]) for l in rel],
+         [("a-l2", "globex", "released", "released <1 min ago")],
+         "Leases: state released shows the released lease only, and when")
     t.ok("No open lease" in seen.get("leases_other_node", ""),
          "Leases: the node filter (node-b has none)", seen.get("leases_other_node"))
 
@@ -250,7 +263,7 @@ def check_shown(seen, want):
     t.eq([f for f in seen.get("failed_requests", []) if f["phase"] == "normal"], [],
          "no failed request")
     shots = [s for s in seen.get("shots", []) if os.path.getsize(s) > 1000]
-    t.ok(len(shots) == 6, "6 screenshots in %s" % SHOTS, seen.get("shots"))
+    t.ok(len(shots) == 7, "7 screenshots in %s" % SHOTS, seen.get("shots"))
 
 
 def main():
