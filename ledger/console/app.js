@@ -122,6 +122,12 @@ function emptyRow(tbody, text) {
   tbody.appendChild(tr);
 }
 
+// Each view's loads are numbered: an answer that arrives after a newer
+// load of the same view began (filters changed meanwhile) is dropped.
+const loads = {};
+function begin(view) { loads[view] = (loads[view] || 0) + 1; return loads[view]; }
+function stale(view, n) { return loads[view] !== n; }
+
 // A list member of an answer; a missing or wrong one is an error.
 function list(data, key) {
   if (!Array.isArray(data[key])) throw new Error('the ledger\'s answer has no "' + key + '" list');
@@ -178,16 +184,19 @@ async function assignPack(p) {
 
 async function loadPacks() {
   const tbody = $('#packs-body');
+  const n = begin('packs');
   if (!token()) { emptyRow(tbody, 'Enter the admin token to see the packs.'); return; }
   const q = query($('#packs-filter'), ['id', 'status', 'type', 'node', 'account']);
   let packs;
   try {
     packs = list(await api('GET', '/v1/packs' + (q.toString() ? '?' + q : '')), 'packs');
   } catch (e) {
+    if (stale('packs', n)) return;
     emptyRow(tbody, 'Could not load packs.');
     say('Packs: ' + e.message, 'error');
     return;
   }
+  if (stale('packs', n)) return;
   if (!packs.length) { emptyRow(tbody, 'No pack matches.'); return; }
   tbody.replaceChildren();
   for (const p of packs) {
@@ -209,9 +218,11 @@ async function loadPacks() {
     cell(tr, when(p.end_ms));
     const td = cell(tr, '', 'actions');
     const unused = p.deductions === 0 && p.used_us === 0;
-    const refundable = unused && !p.refunded_ms;
+    const reserved = exact(p.reserved_us);
+    const refundable = unused && !p.refunded_ms && !(reserved !== null && reserved > 0n);
     actionButton(td, 'Refund', () => packAction(p, 'refund'), refundable,
-                 refundable ? 'within 5 days of the start, only if unused' : 'used or refunded');
+                 refundable ? 'within 5 days of the start, only if unused'
+                   : 'used, reserved by a lease, or refunded');
     if (p.frozen) actionButton(td, 'Unfreeze', () => packAction(p, 'unfreeze'), !p.refunded_ms);
     else actionButton(td, 'Freeze', () => packAction(p, 'freeze'), !p.refunded_ms);
     actionButton(td, 'Assign', () => assignPack(p), unused && !p.refunded_ms,
@@ -245,6 +256,7 @@ function dayMs(v) { return v ? Date.parse(v + 'T00:00:00Z') : null; }
 
 async function loadUsage() {
   const tbody = $('#usage-body');
+  const n = begin('usage');
   if (!token()) { emptyRow(tbody, 'Enter the admin token to see usage.'); return; }
   const form = $('#usage-filter');
   const q = query(form, ['pack', 'type', 'ttype', 'node', 'account']);
@@ -256,10 +268,12 @@ async function loadUsage() {
   try {
     rows = list(await api('GET', '/v1/usage/details' + (q.toString() ? '?' + q : '')), 'rows');
   } catch (e) {
+    if (stale('usage', n)) return;
     emptyRow(tbody, 'Could not load usage.');
     say('Usage: ' + e.message, 'error');
     return;
   }
+  if (stale('usage', n)) return;
   if (!rows.length) { emptyRow(tbody, 'No usage matches.'); return; }
   tbody.replaceChildren();
   for (const r of rows) {
@@ -342,15 +356,18 @@ function filterByAccount(name) {
 
 async function loadAccounts() {
   const tbody = $('#accounts-body');
+  const n = begin('accounts');
   if (!token()) { emptyRow(tbody, 'Enter the admin token to see the accounts.'); return; }
   let accounts;
   try {
     accounts = accountList(await api('GET', '/v1/accounts'));
   } catch (e) {
+    if (stale('accounts', n)) return;
     emptyRow(tbody, 'Could not load accounts.');
     say('Accounts: ' + e.message, 'error');
     return;
   }
+  if (stale('accounts', n)) return;
   fillDatalist('account-names', accounts.map((a) => a.name));
   if (!accounts.length) { emptyRow(tbody, 'No account yet.'); return; }
   tbody.replaceChildren();
@@ -428,6 +445,7 @@ function ledgerNow(data, leases) {
 
 async function loadLeases() {
   const tbody = $('#leases-body');
+  const n = begin('leases');
   if (!token()) { emptyRow(tbody, 'Enter the admin token to see the leases.'); return; }
   const form = $('#leases-filter');
   const q = query(form, ['node', 'account', 'state']);
@@ -436,10 +454,12 @@ async function loadLeases() {
     data = await api('GET', '/v1/leases' + (q.toString() ? '?' + q : ''));
     leases = list(data, 'leases').slice();
   } catch (e) {
+    if (stale('leases', n)) return;
     emptyRow(tbody, 'Could not load leases.');
     say('Leases: ' + e.message, 'error');
     return;
   }
+  if (stale('leases', n)) return;
   if (!leases.length) {
     emptyRow(tbody, form.elements.state.value === 'open' ? 'No open lease matches.' : 'No lease matches.');
     return;
