@@ -320,6 +320,7 @@ function accountList(data) {
     const name = a.name || a.account;
     if (typeof name !== 'string') throw new Error('an account without a name in the ledger\'s answer');
     const e = entry(name);
+    if (a.packs !== undefined && !Array.isArray(a.classes) && (a.classes || a.by_class)) e.packs = a.packs;
     const classes = a.classes || a.by_class;
     if (Array.isArray(classes)) {
       for (const c of classes) e.classes.push(figures(c, c.class || c.type));
@@ -389,7 +390,8 @@ async function loadAccounts() {
         b.type = 'button';
         b.className = 'link mono account-link';
         b.textContent = a.name;
-        b.title = 'show the packs, usage and leases of ' + a.name;
+        b.title = 'show the packs, usage and leases of ' + a.name +
+          (a.packs !== undefined ? ' (' + a.packs + ' packs in every state)' : '');
         b.addEventListener('click', () => filterByAccount(a.name));
         td.appendChild(b);
         tr.appendChild(td);
