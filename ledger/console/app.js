@@ -320,7 +320,8 @@ function accountList(data) {
     const name = a.name || a.account;
     if (typeof name !== 'string') throw new Error('an account without a name in the ledger\'s answer');
     const e = entry(name);
-    if (a.packs !== undefined && !Array.isArray(a.classes) && (a.classes || a.by_class)) e.packs = a.packs;
+    // an account row's own "packs": every pack of it, whatever its state
+    if (typeof a.packs === 'number' && !(a.class || a.type)) e.packs = a.packs;
     const classes = a.classes || a.by_class;
     if (Array.isArray(classes)) {
       for (const c of classes) e.classes.push(figures(c, c.class || c.type));
