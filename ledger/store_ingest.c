@@ -282,8 +282,11 @@ static int lock_packs(ledger_store *st, struct ingest_ctx *c)
         }
         lres_free(&r);
     }
-    if (c->npacks == 0)
-        return METER_OK;
+    int pooled = 0;
+    for (size_t i = 0; i < c->npacks; i++)
+        pooled |= c->packs[i].found && !c->packs[i].node[0];
+    if (!pooled)
+        return METER_OK;   /* assigned packs only: nothing is ever reserved of them */
     int rc = store_exec(st, "SELECT s.pack_id, SUM(s.granted_us - s.posted_us) FROM lease_slices s"
                             " JOIN leases l ON l.id = s.lease_id WHERE s.voided = 0"
                             " AND l.state = 'open' AND l.expires_ms > $1 GROUP BY s.pack_id",
