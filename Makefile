@@ -3,7 +3,7 @@
 #   make                 libmeter (.a .so .pc), meterctl, and ffmpeg/ffprobe
 #                        with the filters unless configured --disable-ffmpeg
 #   make check           every test through tests/run: one closing line
-#   make check-unit | check-cli | check-filter
+#   make check-unit | check-cli | check-filter | check-console
 #   make check-load      the load suite (8 nodes × 20k records, both ledger
 #                        backends, figures; a few minutes; not in check)
 #   make check-ffmpeg-suite SUITE=trixie    filter tests against that Debian
@@ -281,6 +281,8 @@ check-ffmpeg-src: $(METERCTL) $(LIBMETER_A) $(LIBMETER_PC)
 -include tests/load/load.mk
 # after e2e.mk: the fault suites (kill storm, full disk) add to CHECK_TESTS
 -include tests/faults/faults.mk
+# after ledger.mk: the console's headless browser test (npm ci of playwright-core)
+-include tests/console/console.mk
 # libFuzzer harnesses, built with clang into $(BUILD)/fuzz (make fuzz)
 -include tests/fuzz/fuzz.mk
 
