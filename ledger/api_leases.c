@@ -160,5 +160,11 @@ void api_lease_list(request *rq)
     for (size_t i = 0; ok && i < n; i++)
         ok = !json_array_append_new(arr, lease_json(&rows[i], rq->now));
     free(rows);
-    reply_list(rq, "leases", arr, ok);
+    if (!ok) {
+        reply_list(rq, "leases", arr, ok);
+        return;
+    }
+    /* now_ms: the ledger's clock, which decides expiry, so the console
+     * shows "expires in" and "expired … ago" on it, not the browser's */
+    reply_json(rq, 200, json_pack("{s:o, s:I}", "leases", arr, "now_ms", (json_int_t)rq->now));
 }

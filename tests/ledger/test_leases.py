@@ -128,6 +128,7 @@ def test_grants(lg):
     r = lg.admin("GET", "/v1/leases?account=globex&state=open")
     t.eq([x["id"] for x in (r.json() or {}).get("leases", [])], ["nb-l9"],
          "GET /v1/leases?account=&state=")
+    t.eq((r.json() or {}).get("now_ms"), T_NOW, "the lease list carries the ledger's clock")
     r = lg.admin("GET", "/v1/leases?state=lost")
     t.ok(r.status == 400, "an unknown state: 400", r)
     r = lg.admin("POST", "/v1/packs/pa1/refund")
