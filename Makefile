@@ -4,6 +4,8 @@
 #                        with the filters unless configured --disable-ffmpeg
 #   make check           every test through tests/run: one closing line
 #   make check-unit | check-cli | check-filter
+#   make check-farm      farm mode's drain: 8 nodes spend one pooled pack
+#                        through leases, with faults, both backends (in check)
 #   make check-load      the load suite (8 nodes × 20k records, both ledger
 #                        backends, figures; a few minutes; not in check)
 #   make check-ffmpeg-suite SUITE=trixie    filter tests against that Debian
@@ -281,6 +283,8 @@ check-ffmpeg-src: $(METERCTL) $(LIBMETER_A) $(LIBMETER_PC)
 -include tests/load/load.mk
 # after e2e.mk: the fault suites (kill storm, full disk) add to CHECK_TESTS
 -include tests/faults/faults.mk
+# after e2e.mk: farm mode's drain tests (issue 7) add to CHECK_TESTS
+-include tests/farm/farm.mk
 # libFuzzer harnesses, built with clang into $(BUILD)/fuzz (make fuzz)
 -include tests/fuzz/fuzz.mk
 
@@ -326,6 +330,6 @@ distclean:
 	rm -rf $(BUILD) config.mk
 
 help:
-	@sed -n '3,14s/^# \{0,1\}//p' Makefile
+	@sed -n '3,16s/^# \{0,1\}//p' Makefile
 
 -include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(UNIT_BINS:=.d)
