@@ -525,6 +525,10 @@ def main():
         return cmd_lease(a[1])
     if c == "granted-after":
         return cmd_granted_after(a[1], a[2])
+    if c == "count-leases":
+        rows = DB().q("SELECT state, COUNT(*) FROM leases GROUP BY state ORDER BY state")
+        print(", ".join("%s %d" % r for r in rows) or "none")
+        return 0
     if c == "monitor":
         return cmd_monitor(a[1], a[2], a[3], a[4:])
     if c == "monitor-report":
