@@ -47,6 +47,8 @@ static const out_col status_cols[] = {
     { "last_attempt_at", "Last attempt",            OUT_TIME },
     { "last_error",      "Last error",              OUT_STR  },
     { "quarantined",     "Quarantined",             OUT_INT  },
+    { "lease_policy",    "Lease policy",            OUT_STR  },
+    { "live_leases",     "Live leases",             OUT_INT  },
 };
 
 static const out_col quarantine_cols[] = {
@@ -54,6 +56,17 @@ static const out_col quarantine_cols[] = {
     { "kind",           "Kind",           OUT_STR  },
     { "reason",         "Reason",         OUT_STR  },
     { "quarantined_at", "Quarantined at", OUT_TIME },
+};
+
+static const out_col lease_cols[] = {
+    { "id",           "Lease ID",       OUT_STR  },
+    { "account",      "Account",        OUT_STR  },
+    { "class",        "Class",          OUT_STR  },
+    { "state",        "State",          OUT_STR  },
+    { "granted",      "Granted",        OUT_MIN  },
+    { "remaining",    "Remaining",      OUT_MIN  },
+    { "expires_in_s", "Expires in (s)", OUT_INT  },
+    { "unsent",       "Unsent",         OUT_INT  },
 };
 
 static out_table *quarantine_table(const meter_quarantined *q, size_t n)
@@ -64,6 +77,35 @@ static out_table *quarantine_table(const meter_quarantined *q, size_t n)
         out_str(t, q[i].kind);
         out_str(t, q[i].reason);
         out_time(t, q[i].at);
+    }
+    return t;
+}
+
+/* The live leases: requested (not answered yet) and open. */
+static int live_lease(const meter_lease *l)
+{
+    return !strcmp(l->state, "open") || !strcmp(l->state, "requested");
+}
+
+static out_table *lease_table(const meter_lease *l, size_t n, meter_time now)
+{
+    out_table *t = out_new(lease_cols, NELEM(lease_cols));
+    for (size_t i = 0; i < n; i++) {
+        if (!live_lease(&l[i]))
+            continue;
+        out_str(t, l[i].id);
+        out_str(t, l[i].account);
+        out_str(t, meter_class_name(l[i].cls));
+        out_str(t, l[i].state);
+        out_min(t, l[i].granted_us);
+        out_min(t, l[i].remaining_us);
+        if (l[i].expires_at) {
+            int64_t in = (l[i].expires_at - now) / 1000;
+            out_int(t, in < 0 ? 0 : in);
+        } else {
+            out_null(t);
+        }
+        out_int(t, l[i].unsent);
     }
     return t;
 }
@@ -84,8 +126,10 @@ static json_t *table_json(const out_table *t, int single)
     return j;
 }
 
-/* The figures an operator alerts on; in table and JSON format also the
- * quarantined records with their reasons (CSV: the figures only). */
+/* The figures an operator alerts on, the lease policy and the live
+ * leases; in table and JSON format also the quarantined records with
+ * their reasons.  CSV: the figures, then (when there are any) a blank
+ * line and the leases as a second CSV table. */
 int cmd_sync_status(const struct cli *c, const struct cli_cmd *cmd, int argc, char **argv)
 {
     int rc = cli_no_options(cmd, argc, argv, 0, 0, "");
@@ -94,17 +138,28 @@ int cmd_sync_status(const struct cli *c, const struct cli_cmd *cmd, int argc, ch
     meter_store *st;
     meter_sync_status s;
     meter_quarantined *q = NULL;
-    size_t nq = 0;
+    meter_lease *ls = NULL;
+    size_t nq = 0, nl = 0, live = 0;
+    char *policy = NULL;
     if ((rc = cli_open(c, CLI_OPEN_QUERY, &st))) return rc;
     if ((rc = meter_sync_status_get(st, &s)) != METER_OK) return cli_fail(st, rc);
     if (s.quarantined > 0 && (rc = meter_outbox_quarantined(st, &q, &nq)) != METER_OK)
         return cli_fail(st, rc);
+    if ((rc = meter_setting_get(st, "lease_policy", &policy)) != METER_OK ||
+        (rc = meter_lease_list(st, NULL, 0, &ls, &nl)) != METER_OK) {
+        meter_free(q);
+        meter_free(policy);
+        return cli_fail(st, rc);
+    }
+    for (size_t i = 0; i < nl; i++)
+        live += live_lease(&ls[i]);
 
+    meter_time now = meter_now();
     out_table *t = out_new(status_cols, NELEM(status_cols));
     out_int(t, s.depth);
     out_time(t, s.oldest_at);
     if (s.oldest_at) {
-        int64_t age = (meter_now() - s.oldest_at) / 1000;
+        int64_t age = (now - s.oldest_at) / 1000;
         out_int(t, age < 0 ? 0 : age);
     } else {
         out_null(t);
@@ -113,31 +168,45 @@ int cmd_sync_status(const struct cli *c, const struct cli_cmd *cmd, int argc, ch
     out_time(t, s.last_attempt_at);
     out_str(t, s.last_error[0] ? s.last_error : NULL);
     out_int(t, s.quarantined);
-
-    if (c->format == OUT_CSV || nq == 0) {
-        meter_free(q);
-        return cli_finish(c, st, t, 1);
-    }
+    out_str(t, policy);
+    out_int(t, (int64_t)live);
+    meter_free(policy);
+    out_table *lt = lease_table(ls, nl, now);
+    meter_free(ls);
     meter_close(st);
     out_table *qt = quarantine_table(q, nq);
     meter_free(q);
+
     int bad = 0;
     if (c->format == OUT_JSON) {
-        json_t *j = table_json(t, 1), *a = table_json(qt, 0);
-        bad = !j || !a || json_object_set_new(j, "quarantine", a) != 0;
+        json_t *j = table_json(t, 1), *a = table_json(lt, 0), *qa = table_json(qt, 0);
+        bad = !j || !a || !qa || json_object_set_new(j, "leases", a) != 0;
+        if (bad)
+            json_decref(a);
+        if (!bad && nq > 0)
+            bad = json_object_set_new(j, "quarantine", qa) != 0;
+        else
+            json_decref(qa);
         if (!bad)
             bad = json_dumpf(j, stdout, JSON_INDENT(2)) != 0 || fputc('\n', stdout) == EOF;
-        else
-            json_decref(a);
         json_decref(j);
+    } else if (c->format == OUT_CSV) {
+        bad = out_print(t, OUT_CSV, 1, stdout) != 0;
+        if (!bad && live > 0)
+            bad = fputc('\n', stdout) == EOF || out_print(lt, OUT_CSV, 0, stdout) != 0;
     } else {
         bad = out_print(t, OUT_TABLE, 1, stdout) != 0;
-        if (!bad) {
+        if (!bad && live > 0) {
+            printf("\nLeases (requested and open; meterctl lease list shows them all):\n");
+            bad = out_print(lt, OUT_TABLE, 0, stdout) != 0;
+        }
+        if (!bad && nq > 0) {
             printf("\nQuarantined records (meterctl sync release [ID] puts them back):\n");
             bad = out_print(qt, OUT_TABLE, 0, stdout) != 0;
         }
     }
     out_free(t);
+    out_free(lt);
     out_free(qt);
     if (bad) {
         cli_error("cannot write the output");
@@ -260,6 +329,12 @@ static const out_col report_cols[] = {
     { "packs",         "Packs at the ledger", OUT_INT },
     { "packs_changed", "Packs changed here", OUT_INT },
     { "conflicts",     "Pack conflicts",     OUT_INT },
+    { "leases_requested", "Leases requested", OUT_INT },
+    { "leases_granted",   "Leases granted",   OUT_INT },
+    { "leases_renewed",   "Leases renewed",   OUT_INT },
+    { "leases_released",  "Leases released",  OUT_INT },
+    { "leases_refused",   "Leases refused",   OUT_INT },
+    { "leases_resolved",  "Leases resolved at the ledger", OUT_INT },
     { "outbox_depth",  "Outbox depth",       OUT_INT },
 };
 
@@ -277,6 +352,12 @@ static int print_report(const struct cli *c, meter_store *st, const meter_sync_r
     if (r->pulled) out_int(t, r->packs); else out_null(t);
     out_int(t, r->packs_applied);
     out_int(t, r->conflicts);
+    out_int(t, r->leases_requested);
+    out_int(t, r->leases_granted);
+    out_int(t, r->leases_renewed);
+    out_int(t, r->leases_released);
+    out_int(t, r->leases_refused);
+    out_int(t, r->leases_resolved);
     if (depth >= 0) out_int(t, depth); else out_null(t);
     int rc = out_print(t, c->format, 1, stdout);
     out_free(t);
@@ -312,7 +393,7 @@ static int watch_sleep(long seconds)
 struct sync_args {
     const char *config, *ledger, *node, *secret_file, *cacert;
     const char *batch, *max_bytes, *retries, *timeout, *connect_timeout;
-    int bearer, insecure, no_pull, verbose;
+    int bearer, insecure, no_pull, no_leases, verbose;
     long watch;
 };
 
@@ -332,6 +413,7 @@ static int parse_args(int argc, char **argv, const struct cli_cmd *cmd, struct s
         { "timeout",         required_argument, NULL, 't' },
         { "connect-timeout", required_argument, NULL, 'T' },
         { "no-pull",         no_argument,       NULL, 'P' },
+        { "no-leases",       no_argument,       NULL, 'L' },
         { "watch",           required_argument, NULL, 'w' },
         { "verbose",         no_argument,       NULL, 'v' },
         { "help",            no_argument,       NULL, 'h' },
@@ -355,6 +437,7 @@ static int parse_args(int argc, char **argv, const struct cli_cmd *cmd, struct s
         case 't': a->timeout = optarg; break;
         case 'T': a->connect_timeout = optarg; break;
         case 'P': a->no_pull = 1; break;
+        case 'L': a->no_leases = 1; break;
         case 'v': a->verbose = 1; break;
         case 'w':
             if ((rc = args_int64(argv[0], "--watch", optarg, 1, 86400, &w))) return rc;
@@ -404,6 +487,9 @@ static int build_config(const char *cmd, const struct sync_args *a, meter_sync_c
     if (a->bearer) cfg->bearer = 1;
     if (a->insecure) cfg->insecure = 1;
     if (a->no_pull) cfg->no_pull = 1;
+    if (a->no_leases) cfg->leases = 0;
+    /* leases are renewed ahead by two periods: the time between syncs */
+    if (a->watch) cfg->lease_period_ms = a->watch * 1000L;
     if (meter_sync_config_check(cfg, err) != METER_OK)
         return cli_usage_error("%s: %s", cmd, err);
     if (cfg->insecure)
@@ -464,7 +550,8 @@ int cmd_sync(const struct cli *c, const struct cli_cmd *cmd, int argc, char **ar
         }
         if (src != METER_OK)
             cli_error("%s: %s (next try in %ld s)", argv[0], rep.error, interval);
-        else if (rep.sent || rep.packs_applied || rep.conflicts) {
+        else if (rep.sent || rep.packs_applied || rep.conflicts || rep.leases_requested ||
+                 rep.leases_renewed || rep.leases_released || rep.leases_resolved) {
             warn_report(argv[0], &rep);
             print_report(c, st, &rep);
         }

@@ -187,9 +187,10 @@ const struct cli_cmd cli_commands[] = {
     { "sync", NULL, cmd_sync,
       "[--ledger URL] [--node NAME] [--secret-file F] [--bearer] [--cacert F]\n"
       "       [--insecure] [--batch N] [--max-bytes N] [--retries N] [--timeout S]\n"
-      "       [--connect-timeout S] [--no-pull] [--config F] [--verbose]\n"
-      "       [--watch SECONDS]",
-      "Send the outbox to the central ledger and pull this node's packs.\n"
+      "       [--connect-timeout S] [--no-pull] [--no-leases] [--config F]\n"
+      "       [--verbose] [--watch SECONDS]",
+      "Send the outbox to the central ledger, pull this node's packs and\n"
+      "keep its leases (farm mode).\n"
       "\n"
       "  --ledger URL        the ledger, e.g. https://ledger.example:8443\n"
       "  --node NAME         check that this database's node name is NAME\n"
@@ -207,15 +208,20 @@ const struct cli_cmd cli_commands[] = {
       "  --timeout S         seconds for one request (default 60)\n"
       "  --connect-timeout S seconds to connect (default 10)\n"
       "  --no-pull           push only\n"
+      "  --no-leases         no lease requests, renewals or releases (the\n"
+      "                      default leases when lease_accounts is set)\n"
       "  --config F          settings file (default $METER_SYNC_CONF, else\n"
       "                      /etc/ffmeter/sync.conf when it exists)\n"
       "  --verbose           report retries, rejected records, pack changes\n"
-      "  --watch SECONDS     repeat every SECONDS until SIGTERM or SIGINT\n"
+      "  --watch SECONDS     repeat every SECONDS until SIGTERM or SIGINT; the\n"
+      "                      lease period (default 60): leases hold what the\n"
+      "                      burn rate needs for two periods and are renewed\n"
+      "                      two periods before they expire\n"
       "\n"
       "The config file holds key = value lines: ledger, node, secret_file,\n"
       "auth (hmac|bearer), cacert, insecure, batch, max_bytes, retries,\n"
-      "timeout, connect_timeout, pull (yes|no), backoff_base_ms,\n"
-      "backoff_cap_ms; options override it.\n"
+      "timeout, connect_timeout, pull (yes|no), leases (yes|no),\n"
+      "backoff_base_ms, backoff_cap_ms; options override it.\n"
       "Records leave the outbox only when the ledger acknowledged them;\n"
       "records it rejects are quarantined with the reason.  While the ledger\n"
       "is unreachable, metering and deductions go on locally.\n" },
@@ -223,8 +229,10 @@ const struct cli_cmd cli_commands[] = {
     { "sync", "status", cmd_sync_status, "",
       "Sync health: outbox depth, oldest unsynced record, last success/error.\n"
       "\n"
-      "Also lists quarantined records with the ledger's reason (table and\n"
-      "json formats; csv prints the figures only).\n" },
+      "Also the lease policy and the node's live leases (requested and open:\n"
+      "id, account, class, state, granted, remaining, expires in), and the\n"
+      "quarantined records with the ledger's reason (table and json; csv\n"
+      "prints the figures, then the leases after a blank line).\n" },
 
     { "sync", "quarantine", cmd_sync_quarantine, "",
       "List records the ledger rejected, with its reason.\n" },

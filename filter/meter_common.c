@@ -51,6 +51,11 @@ int ff_meter_init(AVFilterContext *ctx)
         av_log(ctx, AV_LOG_ERROR, "option 'output' must not be empty\n");
         return AVERROR(EINVAL);
     }
+    if (s->account && !meter_account_valid(s->account)) {
+        av_log(ctx, AV_LOG_ERROR, "option 'account' must be 1 to %d letters, digits, "
+               "'.', '_', '-' or ':', not '%s'\n", METER_NAME_MAX - 1, s->account);
+        return AVERROR(EINVAL);
+    }
     /* The job libmeter will use (meter.h: NULL means $METER_JOB, else
      * meter_default_job()), kept for the metadata and the summary. */
     if (!job || !*job)
@@ -148,6 +153,7 @@ int ff_meter_open(AVFilterContext *ctx, AVRational tb)
     o.cls       = s->cls;
     o.codec     = s->codec;
     o.spool_dir = s->spool && *s->spool ? s->spool : NULL;
+    o.account   = s->account;
     o.flags     = (s->enforce    ? METER_SESSION_ENFORCE    : 0) |
                   (s->on_error == METER_ONERROR_SPOOL ? METER_SESSION_SPOOL : 0) |
                   (s->idempotent ? METER_SESSION_IDEMPOTENT : 0);

@@ -131,6 +131,7 @@ typedef struct MeterContext {
     char   *codec;
     char   *db;
     char   *spool;
+    char   *account;                /* NULL: $METER_ACCOUNT, else the store's */
     int64_t checkpoint;             /* microseconds of output */
     int     enforce;
     int     on_exhausted;           /* enum MeterOnExhausted */
@@ -206,6 +207,8 @@ typedef struct MeterContext {
             0, AV_OPT_TYPE_CONST, { .i64 = METER_ONERROR_SPOOL }, 0, 0, FLAGS, "on_error" }, \
     { "spool",      "spool directory (default: $METER_SPOOL, else <db>.spool)",     \
         METER_OFFSET(spool),      AV_OPT_TYPE_STRING, { .str = NULL }, 0, 0, FLAGS },  \
+    { "account",    "account (customer) billed (default: $METER_ACCOUNT, else the database's account setting)", \
+        METER_OFFSET(account),    AV_OPT_TYPE_STRING, { .str = NULL }, 0, 0, FLAGS },  \
     { "idempotent", "bill a job+output only once, even when the job is re-run",     \
         METER_OFFSET(idempotent), AV_OPT_TYPE_BOOL, { .i64 = 0 }, 0, 1, FLAGS },     \
     { "metadata",   "set lavfi.meter.* metadata on every frame",                    \

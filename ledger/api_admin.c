@@ -12,7 +12,8 @@ static int query_args(request *rq, ledger_query *q)
 {
     memset(q, 0, sizeof *q);
     q->type = -1;
-    if (!arg_name(rq, "node", &q->node) || !arg_class(rq, "type", &q->type) ||
+    if (!arg_name(rq, "node", &q->node) || !arg_name(rq, "account", &q->account) ||
+        !arg_class(rq, "type", &q->type) ||
         !arg_text(rq, "ttype", METER_TTYPE_MAX, &q->ttype) ||
         !arg_time(rq, "from_ms", &q->from) || !arg_time(rq, "to_ms", &q->to))
         return 0;
@@ -47,8 +48,8 @@ void api_usage_details(request *rq)
     for (size_t i = 0; ok && i < n; i++) {
         const ledger_detail_row *d = &rows[i];
         int overage = d->pack_id[0] == '\0';
-        json_t *o = json_pack("{s:s, s:s, s:o, s:s, s:s, s:I, s:o, s:o, s:I, s:I, s:I}",
-            "day", d->day, "node", d->node,
+        json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:s, s:s, s:I, s:o, s:o, s:I, s:I, s:I}",
+            "day", d->day, "node", d->node, "account", d->account,
             "pack_id", overage ? json_null() : json_string(d->pack_id),
             "type", meter_class_name(d->type), "ttype", d->ttype,
             "used_us", (json_int_t)d->used_us,
@@ -111,15 +112,15 @@ void api_usage_records(request *rq)
 
 void api_totals(request *rq)
 {
-    const char *node = NULL;
-    if (!arg_name(rq, "node", &node))
+    const char *node = NULL, *account = NULL;
+    if (!arg_name(rq, "node", &node) || !arg_name(rq, "account", &account))
         return;
     ledger_store *st = rq_store(rq);
     if (!st)
         return;
     ledger_total_row *rows;
     size_t n;
-    int rc = ledger_totals(st, node, &rows, &n);
+    int rc = ledger_totals(st, node, account, &rows, &n);
     if (rc != METER_OK) {
         reply_store_error(rq, rc);
         return;

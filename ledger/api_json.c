@@ -34,7 +34,8 @@ json_t *node_pack_json(const ledger_pack *p)
     meter_remote_pack r = remote_of(p);
     json_t *o = proto_pack_to_json(&r);
     if (o && (json_object_set_new(o, "remaining_us", json_integer(p->remaining_us)) ||
-              json_object_set_new(o, "status", json_string(p->status)))) {
+              json_object_set_new(o, "status", json_string(p->status)) ||
+              json_object_set_new(o, "account", json_string(p->account)))) {
         json_decref(o);
         return NULL;
     }
@@ -49,10 +50,15 @@ json_t *pack_json(const ledger_pack *p)
     int bad = json_object_set_new(o, "used_us", json_integer(p->used_us)) ||
               json_object_set_new(o, "deductions", json_integer(p->deductions)) ||
               json_object_set_new(o, "node", p->node[0] ? json_string(p->node) : json_null()) ||
+              json_object_set_new(o, "pooled", json_boolean(!p->node[0])) ||
+              json_object_set_new(o, "reserved_us", json_integer(p->reserved_us)) ||
+              json_object_set_new(o, "free_us", json_integer(p->free_us)) ||
               json_object_set_new(o, "created_ms", json_integer(p->created_at)) ||
               put_minutes(o, "total_min", p->total_us) ||
               put_minutes(o, "used_min", p->used_us) ||
-              put_minutes(o, "remaining_min", p->remaining_us);
+              put_minutes(o, "remaining_min", p->remaining_us) ||
+              put_minutes(o, "reserved_min", p->reserved_us) ||
+              put_minutes(o, "free_min", p->free_us);
     if (bad) {
         json_decref(o);
         return NULL;

@@ -11,10 +11,16 @@
 #include "store.h"
 
 /* A pack as admins see it: the node's fields (proto_pack_to_json) plus
- * used/remaining, status, node, and minutes with 3 decimals ("*_min"). */
+ * used/remaining, status, account, node, pooled, reserved/free, and
+ * minutes with 3 decimals ("*_min"). */
 json_t *pack_json(const ledger_pack *p);
-/* The node's view of a pack, for GET /v1/nodes/{node}/packs. */
+/* The node's view of a pack, for GET /v1/nodes/{node}/packs (with its
+ * account). */
 json_t *node_pack_json(const ledger_pack *p);
+/* A lease in the wire shape (proto_lease_to_json), ttl_ms from now. */
+json_t *lease_json(const ledger_lease *l, meter_time now);
+/* An account with its per-class balances (GET /v1/accounts). */
+json_t *account_json(const ledger_account *a);
 /* Sets key to the minutes of us as "12.345" (truncated, exact). */
 int put_minutes(json_t *o, const char *key, int64_t us);
 

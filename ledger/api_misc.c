@@ -30,15 +30,18 @@ void api_metrics(request *rq)
 {
     char err[METER_ERRMAX];
     ledger_node *nodes = NULL;
-    size_t n = 0;
+    ledger_account *accounts = NULL;
+    size_t n = 0, na = 0;
     int db_up = 0;
     ledger_store *st = pool_get(server_pool(rq->srv), err);
     if (st) {
         rq->st = st;
-        db_up = ledger_node_list(st, &nodes, &n) == METER_OK;
+        db_up = ledger_node_list(st, &nodes, &n) == METER_OK &&
+                ledger_account_list(st, rq->now, &accounts, &na) == METER_OK;
     }
-    char *text = metrics_render(nodes, n, db_up);
+    char *text = metrics_render(nodes, n, accounts, na, db_up);
     free(nodes);
+    free(accounts);
     if (!text) {
         reply_error(rq, PROTO_ERR_INTERNAL, "out of memory");
         return;

@@ -136,7 +136,7 @@ void api_batch(request *rq)
         ledger_store *st = rq_store(rq);
         if (!st)
             goto out;
-        int rc = ledger_ingest(st, rq->node, recs, nvalid, rq->wall, res);
+        int rc = ledger_ingest_at(st, rq->node, recs, nvalid, rq->wall, rq->now, res);
         if (rc != METER_OK) {
             /* nothing of the batch is stored: the node retries it whole */
             reply_store_error(rq, rc);

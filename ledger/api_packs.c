@@ -1,6 +1,7 @@
 /*
- * api_packs.c — pack administration (admin endpoints): buy, list, show,
- * assign, freeze, unfreeze, refund.  Every change is audited by the store
+ * api_packs.c — pack administration (admin endpoints): buy (for an
+ * account; pooled unless assigned to a node), list, show, assign, freeze,
+ * unfreeze, refund.  Every change is audited by the store
  * in the same transaction, with the admin's name and the request body.
  */
 #include <string.h>
@@ -50,12 +51,13 @@ void api_pack_create(request *rq)
     json_t *body;
     if (!rq_json_body(rq, 0, &body))
         return;
-    const char *id = NULL, *node = NULL;
+    const char *id = NULL, *node = NULL, *account = NULL;
     meter_class type;
     json_t *t = json_object_get(body, "type"), *m = json_object_get(body, "minutes");
     json_t *s = json_object_get(body, "start_ms");
     if (!opt_string(rq, body, "id", proto_valid_pack_id, &id) ||
-        !opt_string(rq, body, "node", proto_valid_node, &node))
+        !opt_string(rq, body, "node", proto_valid_node, &node) ||
+        !opt_string(rq, body, "account", proto_valid_node, &account))
         goto out;
     if (!json_is_string(t) || meter_class_parse(json_string_value(t), &type) != METER_OK) {
         reply_error(rq, PROTO_ERR_BAD_REQUEST, "type: must be \"general\" or \"tsc\"");
@@ -81,7 +83,8 @@ void api_pack_create(request *rq)
         goto out;
     ledger_actor who = actor(rq);
     ledger_pack p;
-    int rc = ledger_pack_add(st, id, type, json_integer_value(m), start, node, rq->now, &who, &p);
+    int rc = ledger_pack_add(st, id, type, json_integer_value(m), start, node, account,
+                             rq->now, &who, &p);
     if (rc == METER_OK)
         reply_pack(rq, 201, &p);
     else
@@ -104,7 +107,8 @@ void api_pack_list(request *rq)
     const char *status = rq_arg(rq, "status");
     if (status && *status)
         f.status = status;   /* the store names the valid ones when it is wrong */
-    if (!arg_class(rq, "type", &f.type) || !arg_name(rq, "node", &f.node))
+    if (!arg_class(rq, "type", &f.type) || !arg_name(rq, "node", &f.node) ||
+        !arg_name(rq, "account", &f.account))
         return;
     ledger_store *st = rq_store(rq);
     if (!st)

@@ -41,6 +41,9 @@ static const struct opt opts[] = {
     { "request-deadline", K_INT, OFF(request_deadline_s), 1, 3600 },
     { "shutdown-timeout", K_INT, OFF(shutdown_timeout_s), 0, 3600 },
     { "verbose", K_BOOL, OFF(verbose), 0, 0 },
+    { "lease-ttl", K_INT, OFF(lease_ttl_s), 1, 86400 },
+    { "lease-max-minutes", K_INT, OFF(lease_max_minutes), 1, METER_PACK_MINUTES_MAX },
+    { "leases-per-node", K_INT, OFF(leases_per_node), 1, 100000 },
     { NULL, 0, 0, 0, 0 },
 };
 
@@ -177,6 +180,9 @@ static void set_defaults(struct ledger_config *cfg)
     cfg->max_per_ip = LEDGER_DEFAULT_PER_IP;
     cfg->request_deadline_s = LEDGER_DEFAULT_DEADLINE_S;
     cfg->shutdown_timeout_s = 30;
+    cfg->lease_ttl_s = LEDGER_DEFAULT_LEASE_TTL_S;
+    cfg->lease_max_minutes = LEDGER_DEFAULT_LEASE_MAX_MIN;
+    cfg->leases_per_node = LEDGER_DEFAULT_LEASES_PER_NODE;
 }
 
 /* Walks argv: options into cfg (all of them, or only --config), other
@@ -304,7 +310,7 @@ int config_load(struct ledger_config *cfg, int argc, char **argv, char err[METER
                  "of the largest size could never be read", cfg->max_body_total, cfg->max_body);
         return -1;
     }
-        if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL)) {
+    if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL)) {
         snprintf(err, METER_ERRMAX, "TLS needs both --tls-cert and --tls-key");
         return -1;
     }

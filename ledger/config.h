@@ -4,7 +4,8 @@
  * The config file holds "key = value" lines, keys being the long option
  * names (listen, db, pg, tls-cert, tls-key, allow-bearer, max-body,
  * max-body-total, max-records, max-connections-per-ip, request-deadline,
- * console-dir, shutdown-timeout, verbose); '#' starts a comment line.
+ * console-dir, shutdown-timeout, verbose, lease-ttl, lease-max-minutes,
+ * leases-per-node); '#' starts a comment line.
  * Options given on the command line win over the file.
  */
 #ifndef LEDGER_CONFIG_H
@@ -22,6 +23,9 @@
 #define LEDGER_DEFAULT_PER_IP  32
 #define LEDGER_DEFAULT_DEADLINE_S 30
 #define LEDGER_DEFAULT_BODY_TOTAL ((size_t)64 * 1024 * 1024)
+#define LEDGER_DEFAULT_LEASE_TTL_S   300   /* a lease lives 5 minutes past grant/renewal */
+#define LEDGER_DEFAULT_LEASE_MAX_MIN 600   /* larger lease requests are cut to this */
+#define LEDGER_DEFAULT_LEASES_PER_NODE 64  /* open leases one node may hold */
 
 struct ledger_config {
     char *listen;            /* HOST:PORT, [IPv6]:PORT; port 0 = any free one */
@@ -39,6 +43,9 @@ struct ledger_config {
     int request_deadline_s;  /* a request must have arrived within this */
     int shutdown_timeout_s;  /* how long SIGTERM waits for in-flight requests */
     int verbose;             /* log every request */
+    int lease_ttl_s;         /* seconds a lease lives from its grant or renewal */
+    int lease_max_minutes;   /* the largest lease granted */
+    int leases_per_node;     /* open leases one node may hold (429 beyond) */
     /* the subcommand: argv words that are not options */
     int nargs;
     char *args[4];

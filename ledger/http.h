@@ -58,8 +58,8 @@ void reply_list(request *rq, const char *key, json_t *arr, int ok);
 /* Answers {"error": {"code", "message"}}; message is printf-style. */
 void reply_error(request *rq, proto_error e, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Answers for a failed store call: METER_E* → 400/404/409/422/503/500
- * with the store's message. */
+/* Answers for a failed store call: METER_E* → 400/404/409/422/503/500,
+ * LEDGER_ELIMIT → 429, with the store's message. */
 void reply_store_error(request *rq, int rc);
 /* Answers with raw bytes (console files, /metrics text). */
 void reply_bytes(request *rq, int status, const char *content_type, const void *data,
@@ -116,6 +116,13 @@ void api_totals(request *rq);         /* GET /v1/totals */
 void api_node_create(request *rq);    /* POST /v1/nodes */
 void api_node_list(request *rq);      /* GET /v1/nodes */
 void api_audit(request *rq);          /* GET /v1/audit */
+void api_account_create(request *rq); /* POST /v1/accounts */
+void api_account_list(request *rq);   /* GET /v1/accounts */
+void api_lease_create(request *rq);   /* POST /v1/leases (node) */
+void api_lease_renew(request *rq);    /* POST /v1/leases/{id}/renew (node) */
+void api_lease_release(request *rq);  /* POST /v1/leases/{id}/release (node) */
+void api_lease_list(request *rq);     /* GET /v1/leases */
+void api_verify(request *rq);         /* GET /v1/verify */
 void api_healthz(request *rq);        /* GET /healthz */
 void api_metrics(request *rq);        /* GET /metrics */
 void api_console(request *rq);        /* GET /, /app.js, /style.css */

@@ -124,6 +124,7 @@ void reply_store_error(request *rq, int rc)
     case METER_EEXIST:    reply_error(rq, PROTO_ERR_CONFLICT, "%s", msg); break;
     case METER_EREFUSED:  reply_error(rq, PROTO_ERR_REFUSED, "%s", msg); break;
     case METER_EBUSY:     reply_error(rq, PROTO_ERR_UNAVAILABLE, "%s", msg); break;
+    case LEDGER_ELIMIT:   reply_error(rq, PROTO_ERR_RATE_LIMITED, "%s", msg); break;
     default:              reply_error(rq, PROTO_ERR_INTERNAL, "%s", msg);
     }
 }

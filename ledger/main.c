@@ -8,8 +8,11 @@
  *   meter-ledgerd [OPTIONS] admin add NAME  print a new admin token once
  *   meter-ledgerd [OPTIONS] node add NAME   print a new node secret once
  *   meter-ledgerd [OPTIONS] node bind NAME PREFIX  bind a record-id prefix
+ *   meter-ledgerd [OPTIONS] account add NAME | account list
+ *   meter-ledgerd [OPTIONS] verify          check the ledger's invariants
  *
- * Exit codes: 0 ok, 1 failure (database, listening, …), 2 usage error.
+ * Exit codes: 0 ok, 1 failure (database, listening, …; verify: a
+ * violation), 2 usage error.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -36,6 +39,10 @@ static void usage(FILE *f)
         "       meter-ledgerd [OPTIONS] node bind NAME PREFIX\n"
         "                     let NAME send record ids PREFIX-… (a re-created node database;\n"
         "                     PREFIX is its node_id: meterctl config get node_id)\n"
+        "       meter-ledgerd [OPTIONS] account add NAME  create an account (a customer)\n"
+        "       meter-ledgerd [OPTIONS] account list      accounts and their minutes per class\n"
+        "       meter-ledgerd [OPTIONS] verify          check the ledger's invariants: exit 0,\n"
+        "                     or 1 with one line per violation\n"
         "       meter-ledgerd --help | --version\n"
         "\n"
         "The central ledger of an ffmeter farm: nodes push their usage records\n"
@@ -63,6 +70,9 @@ static void usage(FILE *f)
         "  --console-dir DIR     serve the console from DIR instead of the built-in copy\n"
         "  --shutdown-timeout S  on SIGTERM, wait up to S seconds for requests in flight (30)\n"
         "  --verbose             log every request\n"
+        "  --lease-ttl S         a lease lives S seconds from its grant or renewal (%d)\n"
+        "  --lease-max-minutes N the largest lease granted; larger asks are cut (%d)\n"
+        "  --leases-per-node N   open leases one node may hold; 429 beyond (%d)\n"
         "  -h, --help            this help\n"
         "  -V, --version         print the version\n"
         "\n"
@@ -71,7 +81,8 @@ static void usage(FILE *f)
         "Exit codes: 0 ok; 1 failure; 2 usage error.\n",
         LEDGER_DEFAULT_LISTEN, LEDGER_DEFAULT_DB, PROTO_MAX_BODY, LEDGER_DEFAULT_BODY_TOTAL,
         PROTO_MAX_BATCH, LEDGER_DEFAULT_PER_IP, LEDGER_MAX_CONNECTIONS,
-        LEDGER_DEFAULT_DEADLINE_S);
+        LEDGER_DEFAULT_DEADLINE_S, LEDGER_DEFAULT_LEASE_TTL_S, LEDGER_DEFAULT_LEASE_MAX_MIN,
+        LEDGER_DEFAULT_LEASES_PER_NODE);
 }
 
 static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -154,6 +165,69 @@ static int cmd_bind(const struct ledger_config *cfg, const char *name, const cha
     return out;
 }
 
+/* account add NAME / account list. */
+static int cmd_account(const struct ledger_config *cfg, const char *name)
+{
+    if (name && !proto_valid_node(name))
+        return fail(2, "account name '%.60s': use 1 to %d letters, digits, '.', '_', '-', ':'",
+                    name, METER_NAME_MAX - 1);
+    ledger_store *st;
+    if (open_migrated(cfg, &st) != 0)
+        return 1;
+    ledger_actor cli = { "cli", NULL };
+    int out = 0;
+    if (name) {
+        if (ledger_account_add(st, name, meter_now(), &cli) != METER_OK)
+            out = fail(1, "%s", ledger_store_errmsg(st));
+        else
+            printf("account %s added\n", name);
+    } else {
+        ledger_account *rows;
+        size_t n;
+        if (ledger_account_list(st, meter_now(), &rows, &n) != METER_OK)
+            out = fail(1, "%s", ledger_store_errmsg(st));
+        else {
+            printf("%-24s %6s %16s %16s %16s\n", "ACCOUNT", "PACKS", "GENERAL_MIN", "TSC_MIN",
+                   "RESERVED_MIN");
+            for (size_t i = 0; i < n; i++) {
+                char g[32], t[32], r[32];
+                meter_format_minutes(rows[i].cls[METER_CLASS_GENERAL].remaining_us, g);
+                meter_format_minutes(rows[i].cls[METER_CLASS_TSC].remaining_us, t);
+                meter_format_minutes(rows[i].cls[METER_CLASS_GENERAL].reserved_us +
+                                     rows[i].cls[METER_CLASS_TSC].reserved_us, r);
+                printf("%-24s %6lld %16s %16s %16s\n", rows[i].name, (long long)rows[i].packs,
+                       g, t, r);
+            }
+            free(rows);
+        }
+    }
+    ledger_store_close(st);
+    return out;
+}
+
+/* verify: one line per violation on stdout, exit 1 when there is any. */
+static int cmd_verify(const struct ledger_config *cfg)
+{
+    ledger_store *st;
+    if (open_migrated(cfg, &st) != 0)
+        return 1;
+    char **lines;
+    size_t n;
+    int out;
+    if (ledger_verify(st, meter_now(), &lines, &n) != METER_OK)
+        out = fail(1, "verify: %s", ledger_store_errmsg(st));
+    else {
+        for (size_t i = 0; i < n; i++)
+            printf("%s\n", lines[i]);
+        if (n == 0)
+            printf("ledger verified: every invariant holds\n");
+        out = n ? 1 : 0;
+        ledger_verify_free(lines, n);
+    }
+    ledger_store_close(st);
+    return out;
+}
+
 static int serve(const struct ledger_config *cfg)
 {
     ledger_store *st;
@@ -217,13 +291,22 @@ int main(int argc, char **argv)
         rc = cmd_add(&cfg, a0, cfg.args[2]);
     } else if (!strcmp(a0, "node") && a1 && !strcmp(a1, "bind") && cfg.nargs == 4) {
         rc = cmd_bind(&cfg, cfg.args[2], cfg.args[3]);
+    } else if (!strcmp(a0, "account") && a1 && !strcmp(a1, "add") && cfg.nargs == 3) {
+        rc = cmd_account(&cfg, cfg.args[2]);
+    } else if (!strcmp(a0, "account") && a1 && !strcmp(a1, "list") && cfg.nargs == 2) {
+        rc = cmd_account(&cfg, NULL);
+    } else if (!strcmp(a0, "account")) {
+        rc = fail(2, "usage: meter-ledgerd account add NAME | account list");
+    } else if (!strcmp(a0, "verify") && cfg.nargs == 1) {
+        rc = cmd_verify(&cfg);
     } else if (!strcmp(a0, "node") && a1 && !strcmp(a1, "bind")) {
         rc = fail(2, "usage: meter-ledgerd node bind NAME PREFIX");
     } else if ((!strcmp(a0, "admin") || !strcmp(a0, "node")) && (!a1 || !strcmp(a1, "add"))) {
         rc = fail(2, "usage: meter-ledgerd %s add NAME", a0);
     } else {
         rc = fail(2, "unknown command '%s' (serve with no command; or migrate, admin add NAME, "
-                  "node add NAME, node bind NAME PREFIX; see --help)", a0);
+                  "node add NAME, node bind NAME PREFIX, account add NAME, account list, "
+                  "verify; see --help)", a0);
     }
     config_free(&cfg);
     return rc;

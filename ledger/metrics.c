@@ -3,6 +3,7 @@
  */
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,26 @@ static atomic_ullong hist[NBUCKETS + 1];  /* last: +Inf */
 static atomic_ullong hist_sum_us;
 static atomic_ullong hist_count;
 static atomic_int inflight;
+
+/* Lease calls by operation and result. */
+static const char *const lease_ops[] = { "grant", "repeated", "renew", "release" };
+static const char *const lease_results[] = { "ok", "refused", "not_found", "conflict",
+                                             "limited", "error" };
+#define N_LEASE_OPS (sizeof lease_ops / sizeof *lease_ops)
+#define N_LEASE_RESULTS (sizeof lease_results / sizeof *lease_results)
+static atomic_ullong leases[N_LEASE_OPS][N_LEASE_RESULTS];
+
+void metrics_lease(const char *op, int rc)
+{
+    size_t o = 0;
+    while (o < N_LEASE_OPS && strcmp(lease_ops[o], op ? op : "") != 0)
+        o++;
+    if (o == N_LEASE_OPS)
+        return;
+    size_t r = rc == METER_OK ? 0 : rc == METER_EREFUSED ? 1 : rc == METER_ENOTFOUND ? 2
+             : rc == METER_EEXIST ? 3 : rc == LEDGER_ELIMIT ? 4 : 5;
+    atomic_fetch_add(&leases[o][r], 1);
+}
 
 void metrics_record(const char *kind, ledger_outcome outcome)
 {
@@ -102,7 +123,21 @@ static void label(struct buf *b, const char *s)
     }
 }
 
-char *metrics_render(const ledger_node *nodes, size_t n_nodes, int db_up)
+static void account_gauge(struct buf *b, const char *name, const char *help,
+                          const ledger_account *a, size_t n, size_t field)
+{
+    put(b, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
+    for (size_t i = 0; a && i < n; i++)
+        for (int c = 0; c < 2; c++) {
+            const int64_t *v = (const int64_t *)((const char *)&a[i].cls[c] + field);
+            put(b, "%s{account=\"", name);
+            label(b, a[i].name);
+            put(b, "\",class=\"%s\"} %lld\n", meter_class_name((meter_class)c), (long long)*v);
+        }
+}
+
+char *metrics_render(const ledger_node *nodes, size_t n_nodes,
+                     const ledger_account *accounts, size_t n_accounts, int db_up)
 {
     struct buf b = { malloc(4096), 0, 4096, 0 };
     if (!b.p)
@@ -157,6 +192,26 @@ char *metrics_render(const ledger_node *nodes, size_t n_nodes, int db_up)
         put(&b, "\"} %lld.%03lld\n", (long long)(nodes[i].last_seen / 1000),
             (long long)(nodes[i].last_seen % 1000));
     }
+    put(&b, "# HELP ffmeter_ledger_lease_requests_total Lease calls from nodes, by operation "
+            "and result.\n# TYPE ffmeter_ledger_lease_requests_total counter\n");
+    for (size_t o = 0; o < N_LEASE_OPS; o++)
+        for (size_t r = 0; r < N_LEASE_RESULTS; r++)
+            put(&b, "ffmeter_ledger_lease_requests_total{op=\"%s\",result=\"%s\"} %llu\n",
+                lease_ops[o], lease_results[r], atomic_load(&leases[o][r]));
+
+    /* per account and class, over the packs usable now (store.h) */
+    account_gauge(&b, "ffmeter_ledger_account_total_us", "Pack-µs of the account's usable packs.",
+                  accounts, n_accounts, offsetof(ledger_account_class, total_us));
+    account_gauge(&b, "ffmeter_ledger_account_used_us", "Pack-µs used of them.",
+                  accounts, n_accounts, offsetof(ledger_account_class, used_us));
+    account_gauge(&b, "ffmeter_ledger_account_reserved_us", "Pack-µs open leases hold of them.",
+                  accounts, n_accounts, offsetof(ledger_account_class, reserved_us));
+    account_gauge(&b, "ffmeter_ledger_account_remaining_us", "Pack-µs neither used nor reserved.",
+                  accounts, n_accounts, offsetof(ledger_account_class, remaining_us));
+    account_gauge(&b, "ffmeter_ledger_account_packs", "Usable packs.",
+                  accounts, n_accounts, offsetof(ledger_account_class, packs));
+    account_gauge(&b, "ffmeter_ledger_account_open_leases", "Leases open now.",
+                  accounts, n_accounts, offsetof(ledger_account_class, open_leases));
     if (b.oom) {
         free(b.p);
         return NULL;

@@ -23,8 +23,15 @@ void metrics_request(int status, double seconds);
 /* Requests being served now. */
 void metrics_inflight(int delta);
 
-/* The exposition text (malloc'd; NULL on ENOMEM).  nodes may be NULL when
- * the database could not be read (then ffmeter_ledger_db_up is 0). */
-char *metrics_render(const ledger_node *nodes, size_t n_nodes, int db_up);
+/* One lease call: op "grant" | "repeated" | "renew" | "release" and the
+ * store's result (METER_OK, METER_EREFUSED, …). */
+void metrics_lease(const char *op, int rc);
+
+/* The exposition text (malloc'd; NULL on ENOMEM).  nodes and accounts may
+ * be NULL when the database could not be read (then ffmeter_ledger_db_up
+ * is 0).  Accounts give per-account, per-class gauges of their usable
+ * packs (total, used, reserved, remaining, packs) and open leases. */
+char *metrics_render(const ledger_node *nodes, size_t n_nodes,
+                     const ledger_account *accounts, size_t n_accounts, int db_up);
 
 #endif /* LEDGER_METRICS_H */

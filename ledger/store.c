@@ -111,6 +111,24 @@ int store_tx(ledger_store *st, int (*fn)(ledger_store *st, void *ctx), void *ctx
     return rc;
 }
 
+int store_snapshot(ledger_store *st, int (*fn)(ledger_store *st, void *ctx), void *ctx)
+{
+    int rc = METER_EBUSY;
+    for (int attempt = 0; attempt < 5 && rc == METER_EBUSY; attempt++) {
+        rc = st->drv->begin_snapshot(st);
+        if (rc != METER_OK)
+            continue;
+        st->in_tx = 1;
+        rc = fn(st, ctx);
+        char keep[METER_ERRMAX];
+        memcpy(keep, st->err, sizeof keep);   /* ROLLBACK must not mask why */
+        st->drv->rollback(st);
+        memcpy(st->err, keep, sizeof keep);
+        st->in_tx = 0;
+    }
+    return rc;
+}
+
 /* --------------------------------------------------------------- open -- */
 
 static int read_version(ledger_store *st, int *version)
@@ -309,4 +327,9 @@ int store_copy(char *dst, size_t cap, const char *src)
     }
     memcpy(dst, src, n + 1);
     return 0;
+}
+
+meter_class store_class(const char *text)
+{
+    return text && !strcmp(text, "tsc") ? METER_CLASS_TSC : METER_CLASS_GENERAL;
 }

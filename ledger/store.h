@@ -17,6 +17,8 @@
  *   METER_EREFUSED   a billing rule refuses (refund window, pack used) (422)
  *   METER_EBUSY      transient: locked, serialization failure, deadlock, or
  *                    the database is unreachable — retry later (503)
+ *   LEDGER_ELIMIT    a configured limit refuses it (a node holding its
+ *                    maximum of open leases) (429)
  *   METER_EDB        any other database failure (500)
  *   METER_EVERSION   the schema is newer than this program
  *   METER_EFOREIGN   not a ledger database
@@ -38,8 +40,10 @@
 
 #include "meter.h"
 
-#define LEDGER_SCHEMA_VERSION 2
+#define LEDGER_SCHEMA_VERSION 3
 #define LEDGER_SECRET_HEX     64   /* node secrets and admin tokens: 32 random bytes */
+/* The ledger's own return code beside meter.h's METER_E*: a limit (429). */
+#define LEDGER_ELIMIT         (-100)
 
 typedef struct ledger_store ledger_store;
 
@@ -96,12 +100,21 @@ typedef struct ledger_ingest_result {
  *   duplicate  an equal id was already stored (earlier, or earlier in
  *              this batch) — nothing changes;
  *   rejected   never storable: its node is not `node`, an unknown kind,
- *              or a deduction from a pack not assigned to `node` or of
- *              another class.
+ *              an unknown account, a deduction from a pack not assigned
+ *              to `node` or of another class, or a lease deduction whose
+ *              lease is not `node`'s, not of the record's account and
+ *              class, or has no slice of the pack it names.
+ * Deductions from pooled packs (through a lease, or an overage the
+ * account's pooled packs can settle) are posted (ledger_posting) in the
+ * same transaction as their record: see store_ingest.c.
  * If the transaction fails (a constraint, I/O, a lost connection) the call
  * returns the error, nothing of the batch is stored and out[] is
- * meaningless: a retry is accepted normally.  now: the arrival time kept
- * with each record. */
+ * meaningless: a retry is accepted normally.  received: the arrival time
+ * kept with each record (the real clock); now: the ledger's clock, which
+ * decides lease expiry and pack validity for postings. */
+int ledger_ingest_at(ledger_store *st, const char *node, const meter_sync_record *recs,
+                     size_t n, meter_time received, meter_time now, ledger_ingest_result *out);
+/* ledger_ingest_at with received = now. */
 int ledger_ingest(ledger_store *st, const char *node, const meter_sync_record *recs,
                   size_t n, meter_time now, ledger_ingest_result *out);
 
@@ -177,7 +190,10 @@ typedef struct ledger_pack {
     meter_time start, end;    /* end = start + 1 calendar year (UTC) */
     int frozen;
     meter_time refunded_at;   /* 0 = not refunded */
-    char node[METER_NAME_MAX];/* "" = not assigned */
+    char node[METER_NAME_MAX];/* "" = not assigned: pooled, spent through leases */
+    char account[METER_NAME_MAX];
+    int64_t reserved_us;      /* what open leases hold of it now (pooled) */
+    int64_t free_us;          /* total − used − reserved: what a lease may take */
     meter_time created_at;
     char status[12];          /* refunded > frozen > expired > exhausted >
                                  pending > valid, as on the node */
@@ -188,28 +204,32 @@ typedef struct ledger_pack_filter {
     int type;                 /* meter_class, or -1 */
     const char *status;       /* or NULL */
     const char *node;         /* assigned to this node, or NULL */
+    const char *account;      /* of this account, or NULL */
 } ledger_pack_filter;
 
-/* Buys a pack of `minutes` (1 … METER_PACK_MINUTES_MAX).  id NULL: one is
+/* Buys a pack of `minutes` (1 … METER_PACK_MINUTES_MAX) for `account`
+ * (NULL: "default"; it must exist, else METER_ENOTFOUND).  id NULL: one is
  * generated ("pk-YYYYMMDD-xxxxxxxx").  start 0: now.  node: assign at once
- * (must exist), or NULL. */
+ * (must exist), or NULL: the pack is pooled (spent through leases). */
 int ledger_pack_add(ledger_store *st, const char *id, meter_class type, int64_t minutes,
-                    meter_time start, const char *node, meter_time now,
+                    meter_time start, const char *node, const char *account, meter_time now,
                     const ledger_actor *who, ledger_pack *out);
 int ledger_pack_get(ledger_store *st, const char *id, meter_time now, ledger_pack *out);
 /* Ordered by end, start, id (the deduction order). */
 int ledger_pack_list(ledger_store *st, const ledger_pack_filter *f, meter_time now,
                      ledger_pack **rows, size_t *n);
 /* Assigns (or reassigns) a pack to a node: only while unused, not
- * refunded (METER_EREFUSED). */
+ * refunded and never leased (a pooled pack that a lease has held stays
+ * pooled: late usage may still post to it) (METER_EREFUSED). */
 int ledger_pack_assign(ledger_store *st, const char *id, const char *node, meter_time now,
                        const ledger_actor *who, ledger_pack *out);
 /* Freezes (frozen = 1) or unfreezes: METER_EREFUSED for a refunded pack,
  * METER_EEXIST when already in that state. */
 int ledger_pack_freeze(ledger_store *st, const char *id, int frozen, meter_time now,
                        const ledger_actor *who, ledger_pack *out);
-/* Refunds: only while now ≤ start + 5 days and unused (METER_EREFUSED);
- * METER_EEXIST when already refunded. */
+/* Refunds: only while now ≤ start + 5 days, unused and with nothing
+ * reserved by an open lease (METER_EREFUSED); METER_EEXIST when already
+ * refunded.  Resolves expired leases first (as every lease operation). */
 int ledger_pack_refund(ledger_store *st, const char *id, meter_time now,
                        const ledger_actor *who, ledger_pack *out);
 
@@ -217,6 +237,7 @@ int ledger_pack_refund(ledger_store *st, const char *id, meter_time now,
 
 typedef struct ledger_query {
     const char *node;        /* exact, or NULL */
+    const char *account;     /* exact, or NULL */
     const char *pack_id;     /* exact; "-" = overage rows; NULL = any */
     int type;                /* meter_class or -1 */
     const char *ttype;       /* exact, or NULL */
@@ -231,6 +252,7 @@ typedef struct ledger_query {
 typedef struct ledger_detail_row {
     char day[11];
     char node[METER_NAME_MAX];
+    char account[METER_NAME_MAX];
     char pack_id[METER_NAME_MAX];
     meter_class type;
     char ttype[METER_TTYPE_MAX];
@@ -241,7 +263,7 @@ typedef struct ledger_detail_row {
     int64_t count;
     int overflow;                  /* used_us beyond int64: shown as INT64_MAX */
 } ledger_detail_row;
-/* Ordered by day, node, pack, ttype. */
+/* Ordered by day, node, account, pack, ttype. */
 int ledger_usage_details(ledger_store *st, const ledger_query *q,
                          ledger_detail_row **rows, size_t *n);
 
@@ -250,7 +272,8 @@ int ledger_usage_details(ledger_store *st, const ledger_query *q,
 int ledger_usage_records(ledger_store *st, const ledger_query *q,
                          meter_sync_record **rows, meter_time **received, size_t *n);
 
-/* Reconciliation totals per node (all nodes, or q_node only). */
+/* Reconciliation totals per node (all nodes, or `node` only), over the
+ * records of `account` (NULL: every account). */
 typedef struct ledger_total_row {
     char node[METER_NAME_MAX];
     int64_t usage_count;
@@ -261,6 +284,137 @@ typedef struct ledger_total_row {
     int64_t records;         /* records of every kind */
     int overflow;            /* a sum beyond int64: shown as INT64_MAX */
 } ledger_total_row;
-int ledger_totals(ledger_store *st, const char *node, ledger_total_row **rows, size_t *n);
+int ledger_totals(ledger_store *st, const char *node, const char *account,
+                  ledger_total_row **rows, size_t *n);
+
+/* ------------------------------------------------------------- accounts -- */
+/*
+ * An account is a customer of the farm: it owns packs, and every record
+ * carries one.  Names have the syntax of node names (proto_valid_node);
+ * "default" always exists (every pack and record of a schema-2 ledger is
+ * its).  Accounts are never deleted.
+ */
+
+/* METER_EEXIST when taken, METER_EINVAL for a bad name.  Audited. */
+int ledger_account_add(ledger_store *st, const char *name, meter_time now,
+                       const ledger_actor *who);
+
+/* One class of one account, over its packs usable now (started, not
+ * ended, not frozen, not refunded; exhausted ones included). */
+typedef struct ledger_account_class {
+    int64_t total_us, used_us, reserved_us;
+    int64_t remaining_us;     /* total − used − reserved */
+    int64_t packs;            /* usable packs */
+    int64_t open_leases;      /* leases open now */
+} ledger_account_class;
+
+typedef struct ledger_account {
+    char name[METER_NAME_MAX];
+    meter_time created_at;
+    int64_t packs;            /* every pack of the account, whatever its state */
+    ledger_account_class cls[2];   /* [METER_CLASS_GENERAL], [METER_CLASS_TSC] */
+} ledger_account;
+
+/* Ordered by name. */
+int ledger_account_list(ledger_store *st, meter_time now, ledger_account **rows, size_t *n);
+/* METER_ENOTFOUND ("no account 'x'") unless it exists. */
+int ledger_account_exists(ledger_store *st, const char *name);
+
+/* --------------------------------------------------------------- leases -- */
+/*
+ * A lease reserves minutes of an account's pooled packs of one class for
+ * one node until it expires (ledger clock), is released, or — nothing else:
+ * it resolves once (store_leases.c; PROTOCOL.md "Accounts and leases").
+ *
+ *   reserved(pack, now) = Σ (granted − posted) of its slices not voided of
+ *                         leases open with expires_ms > now
+ *   free(pack, now)     = total − used − reserved ≥ 0, always.
+ *
+ * Every lease operation (and ingest, and refund) first resolves the leases
+ * open past their expiry: state 'expired', resolved_ms = expires_ms.
+ */
+
+#define LEDGER_LEASE_SLICES_MAX 64    /* == PROTO_LEASE_SLICES_MAX */
+
+typedef struct ledger_lease_limits {
+    int64_t ttl_ms;           /* a lease lives this long from grant or renewal */
+    int64_t max_us;           /* larger requests are cut to this */
+    int per_node;             /* open leases one node may hold (LEDGER_ELIMIT) */
+} ledger_lease_limits;
+
+typedef struct ledger_lease_slice {
+    char pack_id[METER_NAME_MAX];
+    int64_t granted_us, posted_us;
+    meter_time start, end;    /* the pack's validity */
+    int voided;
+} ledger_lease_slice;
+
+typedef struct ledger_lease {
+    char id[METER_ID_MAX];
+    char node[METER_NAME_MAX];
+    char account[METER_NAME_MAX];
+    meter_class cls;
+    char state[12];           /* open | released | expired */
+    int64_t requested_us, granted_us;
+    meter_time created_at, expires_at, resolved_at;   /* resolved 0 while open */
+    size_t nslices;
+    ledger_lease_slice slices[LEDGER_LEASE_SLICES_MAX];
+} ledger_lease;
+
+/* Grants lease `id` (a lease id of `node`'s namespace, "<prefix>-l<seq>")
+ * of `want_us` (1 …; cut to lim->max_us) of (account, cls): the account's
+ * pooled packs of the class are locked in id order, then taken FIFO (end,
+ * start, id) from those valid now, each up to its free minutes, at most
+ * LEDGER_LEASE_SLICES_MAX of them.  *created is 1 for a new lease, 0 when
+ * the id is node's already (the stored lease is returned: a retried
+ * request reserves nothing more).  METER_ENOTFOUND: an unknown account, or
+ * an id of another node (the same answer as for an unknown one);
+ * METER_EREFUSED: nothing to reserve (nothing stored); LEDGER_ELIMIT: the
+ * node holds lim->per_node open leases; METER_EINVAL: a bad id or amount. */
+int ledger_lease_grant(ledger_store *st, const char *node, const char *id,
+                       const char *account, meter_class cls, int64_t want_us,
+                       const ledger_lease_limits *lim, meter_time now,
+                       ledger_lease *out, int *created);
+/* Moves the expiry of node's open lease to now + lim->ttl_ms and voids its
+ * slices of packs now frozen or refunded (their unposted rest returns).
+ * METER_ENOTFOUND: unknown or another node's; METER_EEXIST: resolved
+ * already (the message names the state; out holds the lease). */
+int ledger_lease_renew(ledger_store *st, const char *node, const char *id,
+                       const ledger_lease_limits *lim, meter_time now, ledger_lease *out);
+/* Resolves node's lease as released (the unposted rest returns to the
+ * packs); a lease resolved already is returned as it is. */
+int ledger_lease_release(ledger_store *st, const char *node, const char *id, meter_time now,
+                         ledger_lease *out);
+/* One lease, as of now (a lease open past its expiry reads as expired). */
+int ledger_lease_get(ledger_store *st, const char *id, meter_time now, ledger_lease *out);
+
+typedef struct ledger_lease_filter {
+    const char *node, *account;   /* exact, or NULL */
+    const char *state;            /* open | released | expired, or NULL */
+    int limit;                    /* 1 … 1000 (0 = 100) */
+} ledger_lease_filter;
+/* Leases as of now, newest first (created, then id). */
+int ledger_lease_list(ledger_store *st, const ledger_lease_filter *f, meter_time now,
+                      ledger_lease **rows, size_t *n);
+
+/* --------------------------------------------------------------- verify -- */
+
+#define LEDGER_VERIFY_MAX 1000    /* violations reported at most */
+
+/* Checks the ledger's invariants as of now, one line per violation
+ * (malloc'd array of malloc'd lines; ledger_verify_free):
+ *   - per pack: used = Σ its deduction records (assigned) or Σ its postings
+ *     (pooled); 0 ≤ used and used + reserved ≤ total; a refunded pack has
+ *     nothing reserved;
+ *   - per slice: posted = Σ its 'lease' postings ≤ granted;
+ *   - per lease: granted = Σ its slices' granted, Σ posted ≤ granted, and
+ *     resolved_ms set exactly when it is resolved;
+ *   - per deduction with a lease or with postings: Σ postings = amount;
+ *   - per node and charge: Σ its deduction records = the charge's billed_us
+ *     (once the charge and a deduction of it arrived; a batch cut between
+ *     the deductions of one charge shows until the rest arrives).
+ * METER_OK with *n = 0 means the ledger is consistent. */
+int ledger_verify(ledger_store *st, meter_time now, char ***lines, size_t *n);
+void ledger_verify_free(char **lines, size_t n);
 
 #endif /* LEDGER_STORE_H */

@@ -48,6 +48,10 @@ struct store_driver {
     int (*script)(struct ledger_store *st, const char *sql);
     /* A write transaction (SQLite: BEGIN IMMEDIATE; PostgreSQL: BEGIN). */
     int (*begin)(struct ledger_store *st);
+    /* A read-only transaction on one snapshot (SQLite: BEGIN DEFERRED in
+     * WAL; PostgreSQL: REPEATABLE READ READ ONLY): every statement sees
+     * the same committed state. */
+    int (*begin_snapshot)(struct ledger_store *st);
     int (*commit)(struct ledger_store *st);
     void (*rollback)(struct ledger_store *st);
     /* Inside the migration transaction: serialise migrating instances. */
@@ -90,6 +94,10 @@ void lres_text(const lres *r, int row, int col, char *dst, size_t cap);
  * few times, so fn must start from scratch each time. */
 int store_tx(ledger_store *st, int (*fn)(ledger_store *st, void *ctx), void *ctx);
 
+/* Runs fn(st, ctx) inside one read-only snapshot transaction (rolled
+ * back afterwards; retried on METER_EBUSY like store_tx). */
+int store_snapshot(ledger_store *st, int (*fn)(ledger_store *st, void *ctx), void *ctx);
+
 /* Writes one audit entry (inside the caller's transaction). */
 int store_audit(ledger_store *st, const ledger_actor *who, meter_time now,
                 const char *action, const char *target);
@@ -105,7 +113,30 @@ int store_grow(ledger_store *st, void *arrp, size_t *cap, size_t n, size_t elem)
 /* Bounded copy; 0 when it fits, -1 when truncated. */
 int store_copy(char *dst, size_t cap, const char *src);
 
-/* t + n calendar years in UTC (Feb 29 → Mar 1), as libmeter computes a
- * pack's end (billing-rules.md §2: valid one year). */
+/* "general" / "tsc" text → meter_class (anything else reads as general:
+ * the schema's CHECK allows only those two). */
+meter_class store_class(const char *text);
+
+/* ------------------------------------------------------------ leases -- */
+
+/* What open leases hold of the pack whose id is the SQL expression
+ * pack_expr, as of the parameter now_param ("$2"): Σ (granted − posted) of
+ * its slices not voided, of leases open with expires_ms > now. */
+#define RESERVED_OF(pack_expr, now_param) \
+    "COALESCE((SELECT SUM(rs.granted_us - rs.posted_us) FROM lease_slices rs" \
+    " JOIN leases rl ON rl.id = rs.lease_id WHERE rs.pack_id = " pack_expr \
+    " AND rs.voided = 0 AND rl.state = 'open' AND rl.expires_ms > " now_param "), 0)"
+
+/* Resolves every lease open past its expiry: state 'expired', resolved_ms
+ * = expires_ms (one UPDATE … WHERE state = 'open', so each resolves once).
+ * The first statement of every transaction that grants, renews, releases,
+ * ingests or refunds (store_leases.c explains why). */
+int store_expire_leases(ledger_store *st, meter_time now);
+
+/* Reads one lease (as of now: open past expiry reads as expired) with its
+ * slices; lock: FOR UPDATE on its row.  METER_ENOTFOUND when unknown. */
+int store_read_lease(ledger_store *st, const char *id, meter_time now, int lock,
+                     ledger_lease *out);
+
 
 #endif /* LEDGER_STORE_IMPL_H */

@@ -27,7 +27,36 @@
  *   - deductions only from packs assigned to it, of their class, each
  *     starting from the balance the ledger itself holds (before_us equal
  *     to total − used) and never taking a pack below zero, so used_us
- *     stays an exact integer between 0 and total.
+ *     stays an exact integer between 0 and total;
+ *   - records of accounts the ledger knows only;
+ *   - a lease deduction (lease_id set) only against its own lease, of the
+ *     record's account and class, naming a pack the lease has a slice of;
+ *     the same answer for another node's lease as for an unknown one.
+ *
+ * Pooled packs and postings.  A deduction that spends a pooled pack (one
+ * through a lease, or an overage the account's pooled packs can settle)
+ * is split into postings, appended in the transaction that stores the
+ * deduction record — the INSERT that claims the record's id — so a posting
+ * exists exactly when its deduction does, and a resent deduction (a
+ * duplicate) posts nothing.  Per deduction Σ postings = amount:
+ *   - lease deduction: first from the lease's reservation while the lease
+ *     is open and its slice not voided, at most granted − posted of the
+ *     slice (source 'lease': reserved turns into used, free unchanged);
+ *     the rest ("late" usage: the lease expired, was released, the slice
+ *     voided, or the node spent more than it was granted) from the pack's
+ *     free minutes if the pack is neither frozen nor refunded and `at` is
+ *     within its validity (source 'free'); the rest as overage.
+ *   - overage deduction of an account with pooled packs of its class:
+ *     FIFO (end, start, id) from the free minutes of those valid at `at`
+ *     and now neither frozen nor refunded ('free'), the rest overage.
+ * Every posting to a pack adds to packs.used_us in the same transaction,
+ * and each reads free = total − used − reserved under the pack's row lock
+ * (taken, with every pack the batch may post to, before any balance is
+ * read: store_leases.c has the whole argument), so no pack goes below
+ * zero and no posting spends a minute another lease holds.  Expired
+ * leases are resolved by the transaction's first statement, and the leases
+ * the batch names are locked (FOR UPDATE) before the packs: a release or
+ * renewal of the same lease waits for the batch, or the batch for it.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -37,14 +66,33 @@
 #include "protocol.h"
 #include "store_impl.h"
 
-/* A pack touched by the batch, read under its lock; remaining_us follows
- * the batch's deductions as they are stored. */
+/* A pack touched by the batch, read under its lock; remaining_us (and
+ * for a pooled pack reserved_us) follow the batch's postings as they are
+ * stored. */
 struct bpack {
-    const char *id;
+    char id[METER_NAME_MAX];
     int found;
-    char node[METER_NAME_MAX];
+    char node[METER_NAME_MAX];   /* "" = pooled */
+    char account[METER_NAME_MAX];
     meter_class type;
-    int64_t remaining_us;
+    int64_t remaining_us;        /* total − used */
+    int64_t reserved_us;
+    meter_time start, end;
+    int frozen;
+    meter_time refunded_at;
+};
+
+/* A lease the batch names, read (and locked) before the packs. */
+struct blease {
+    char id[METER_ID_MAX];
+    int found;
+    ledger_lease l;
+};
+
+/* An account the batch names: known to the ledger or not. */
+struct baccount {
+    char name[METER_NAME_MAX];
+    int known;
 };
 
 /* The id prefixes bound to the sending node (a node has one per database
@@ -55,10 +103,14 @@ struct ingest_ctx {
     const char *node;
     const meter_sync_record *recs;
     size_t n;
-    meter_time now;
+    meter_time received, now;
     ledger_ingest_result *out;
-    struct bpack *packs;
-    size_t npacks;
+    struct bpack *packs;         /* sorted by id: the lock order */
+    size_t npacks, cap_packs;
+    struct blease *leases;       /* sorted by id */
+    size_t nleases;
+    struct baccount *accounts;
+    size_t naccounts;
     char (*prefixes)[METER_ID_MAX];
     size_t nprefixes;
 };
@@ -68,10 +120,43 @@ static int cmp_bpack(const void *a, const void *b)
     return strcmp(((const struct bpack *)a)->id, ((const struct bpack *)b)->id);
 }
 
-static const struct bpack *find_pack(const struct ingest_ctx *c, const char *id)
+static int cmp_blease(const void *a, const void *b)
 {
-    struct bpack key = { .id = id };
+    return strcmp(((const struct blease *)a)->id, ((const struct blease *)b)->id);
+}
+
+static struct bpack *find_pack(const struct ingest_ctx *c, const char *id)
+{
+    struct bpack key;
+    store_copy(key.id, sizeof key.id, id);
     return bsearch(&key, c->packs, c->npacks, sizeof key, cmp_bpack);
+}
+
+static struct blease *find_lease(const struct ingest_ctx *c, const char *id)
+{
+    struct blease *key = malloc(sizeof *key);   /* large: not on the stack */
+    if (!key)
+        return NULL;
+    store_copy(key->id, sizeof key->id, id);
+    struct blease *l = bsearch(key, c->leases, c->nleases, sizeof *key, cmp_blease);
+    free(key);
+    return l;
+}
+
+static ledger_lease_slice *find_slice(struct blease *b, const char *pack)
+{
+    for (size_t i = 0; b && b->found && i < b->l.nslices; i++)
+        if (!strcmp(b->l.slices[i].pack_id, pack))
+            return &b->l.slices[i];
+    return NULL;
+}
+
+static int account_known(const struct ingest_ctx *c, const char *name)
+{
+    for (size_t i = 0; i < c->naccounts; i++)
+        if (!strcmp(c->accounts[i].name, name))
+            return c->accounts[i].known;
+    return 0;
 }
 
 static int is_kind(const char *k)
@@ -80,26 +165,137 @@ static int is_kind(const char *k)
            !strcmp(k, "pack_event");
 }
 
+/* Adds a pack id to the set the batch locks (kept unique; sorted later). */
+static int want_pack(ledger_store *st, struct ingest_ctx *c, const char *id)
+{
+    for (size_t i = 0; i < c->npacks; i++)
+        if (!strcmp(c->packs[i].id, id))
+            return METER_OK;
+    int rc = store_grow(st, &c->packs, &c->cap_packs, c->npacks, sizeof *c->packs);
+    if (rc != METER_OK)
+        return rc;
+    memset(&c->packs[c->npacks], 0, sizeof *c->packs);
+    store_copy(c->packs[c->npacks++].id, sizeof c->packs->id, id);
+    return METER_OK;
+}
+
+/* The accounts the batch names: known or not (accounts are never
+ * deleted, so no lock is needed). */
+static int load_accounts(ledger_store *st, struct ingest_ctx *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        const char *a = c->recs[i].account[0] ? c->recs[i].account : METER_ACCOUNT_DEFAULT;
+        size_t k = 0;
+        while (k < c->naccounts && strcmp(c->accounts[k].name, a) != 0)
+            k++;
+        if (k < c->naccounts)
+            continue;
+        lparam p[] = { P_TEXT(a) };
+        lres r;
+        int rc = store_exec(st, "SELECT 1 FROM accounts WHERE name = $1", p, 1, &r);
+        if (rc != METER_OK)
+            return rc;
+        store_copy(c->accounts[k].name, sizeof c->accounts[k].name, a);
+        c->accounts[k].known = r.nrows > 0;
+        c->naccounts++;
+        lres_free(&r);
+    }
+    return METER_OK;
+}
+
+/* The leases the batch's deductions name, locked in id order, with their
+ * slices; then the packs they post to are wanted. */
+static int lock_leases(ledger_store *st, struct ingest_ctx *c)
+{
+    for (size_t i = 0; i < c->nleases; i++) {
+        struct blease *b = &c->leases[i];
+        b->found = 0;
+        int rc = store_read_lease(st, b->id, c->now, 1, &b->l);
+        if (rc == METER_ENOTFOUND)
+            continue;
+        if (rc != METER_OK)
+            return rc;
+        b->found = 1;
+    }
+    return METER_OK;
+}
+
+/* Overage deductions of an account with pooled packs of their class may
+ * post to any of them: those packs are wanted too. */
+static int want_pools(ledger_store *st, struct ingest_ctx *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        const meter_sync_record *r = &c->recs[i];
+        if (strcmp(r->kind, "deduction") != 0 || r->pack_id[0])
+            continue;
+        int seen = 0;
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = !strcmp(c->recs[k].kind, "deduction") && !c->recs[k].pack_id[0] &&
+                   c->recs[k].cls == r->cls && !strcmp(c->recs[k].account, r->account);
+        if (seen)
+            continue;
+        lparam p[] = { P_TEXT(r->account[0] ? r->account : METER_ACCOUNT_DEFAULT),
+                       P_TEXT(meter_class_name(r->cls)) };
+        lres res;
+        int rc = store_exec(st, "SELECT id FROM packs WHERE node IS NULL AND account = $1"
+                                " AND type = $2", p, 2, &res);
+        for (int k = 0; rc == METER_OK && k < res.nrows; k++)
+            rc = want_pack(st, c, lres_get(&res, k, 0));
+        if (rc != METER_OK) {
+            lres_free(&res);
+            return rc;
+        }
+        lres_free(&res);
+    }
+    return METER_OK;
+}
+
 static int lock_packs(ledger_store *st, struct ingest_ctx *c)
 {
-    char sql[128];
-    snprintf(sql, sizeof sql, "SELECT node, type, total_us - used_us FROM packs"
-             " WHERE id = $1%s", st->drv->for_update ? " FOR UPDATE" : "");
+    if (c->npacks > 1)
+        qsort(c->packs, c->npacks, sizeof *c->packs, cmp_bpack);
+    char sql[512];
+    snprintf(sql, sizeof sql, "SELECT node, type, total_us - used_us, account, start_ms, end_ms,"
+             " frozen, refunded_ms FROM packs WHERE id = $1%s",
+             st->drv->for_update ? " FOR UPDATE" : "");
+    lparam q[] = { P_INT(c->now) };
+    lres res;
+    /* what open leases reserve, read under the locks */
     for (size_t i = 0; i < c->npacks; i++) {
-        lparam p[] = { P_TEXT(c->packs[i].id) };
+        struct bpack *b = &c->packs[i];
+        lparam p[] = { P_TEXT(b->id) };
         lres r;
         int rc = store_exec(st, sql, p, 1, &r);
         if (rc != METER_OK)
             return rc;
-        c->packs[i].found = r.nrows > 0;
+        b->found = r.nrows > 0;
+        b->reserved_us = 0;
         if (r.nrows > 0) {
-            lres_text(&r, 0, 0, c->packs[i].node, sizeof c->packs[i].node);
-            const char *t = lres_get(&r, 0, 1);
-            c->packs[i].type = t && !strcmp(t, "tsc") ? METER_CLASS_TSC : METER_CLASS_GENERAL;
-            c->packs[i].remaining_us = lres_int(&r, 0, 2);
+            lres_text(&r, 0, 0, b->node, sizeof b->node);
+            b->type = store_class(lres_get(&r, 0, 1));
+            b->remaining_us = lres_int(&r, 0, 2);
+            lres_text(&r, 0, 3, b->account, sizeof b->account);
+            b->start = lres_int(&r, 0, 4);
+            b->end = lres_int(&r, 0, 5);
+            b->frozen = lres_int(&r, 0, 6) != 0;
+            b->refunded_at = lres_int(&r, 0, 7);
         }
         lres_free(&r);
     }
+    if (c->npacks == 0)
+        return METER_OK;
+    int rc = store_exec(st, "SELECT s.pack_id, SUM(s.granted_us - s.posted_us) FROM lease_slices s"
+                            " JOIN leases l ON l.id = s.lease_id WHERE s.voided = 0"
+                            " AND l.state = 'open' AND l.expires_ms > $1 GROUP BY s.pack_id",
+                        q, 1, &res);
+    if (rc != METER_OK)
+        return rc;
+    for (int k = 0; k < res.nrows; k++) {
+        struct bpack *b = find_pack(c, lres_get(&res, k, 0));
+        if (b)
+            b->reserved_us = lres_int(&res, k, 1);
+    }
+    lres_free(&res);
     return METER_OK;
 }
 
@@ -139,7 +335,7 @@ static int own_id(ledger_store *st, struct ingest_ctx *c, const meter_sync_recor
             return 1;
     if (c->nprefixes > 0)
         return 0;
-    lparam p[] = { P_TEXT(prefix), P_TEXT(c->node), P_INT(c->now) };
+    lparam p[] = { P_TEXT(prefix), P_TEXT(c->node), P_INT(c->received) };
     lres res;
     *rc = store_exec(st, "INSERT INTO node_ids (prefix, node, bound_ms, how)"
                          " VALUES ($1, $2, $3, 'first-use') ON CONFLICT (prefix) DO NOTHING",
@@ -151,6 +347,28 @@ static int own_id(ledger_store *st, struct ingest_ctx *c, const meter_sync_recor
     if (bound)
         store_copy(c->prefixes[c->nprefixes++], METER_ID_MAX, prefix);
     return bound;
+}
+
+/* Why a lease deduction can never be stored, or NULL when it can. */
+static const char *lease_refusal(const struct ingest_ctx *c, const meter_sync_record *r,
+                                 char buf[METER_ERRMAX])
+{
+    struct blease *b = find_lease(c, r->lease_id);
+    const char *acct = r->account[0] ? r->account : METER_ACCOUNT_DEFAULT;
+    if (!b || !b->found || strcmp(b->l.node, c->node) != 0)
+        /* the same answer for another node's lease as for an unknown one */
+        snprintf(buf, METER_ERRMAX, "deduction names lease '%s', which is not a lease of node "
+                 "'%s'", r->lease_id, c->node);
+    else if (strcmp(b->l.account, acct) != 0 || b->l.cls != r->cls)
+        snprintf(buf, METER_ERRMAX, "deduction of account '%.40s', class %s names lease "
+                 "'%.60s' of account '%.40s', class %s", acct, meter_class_name(r->cls), r->lease_id,
+                 b->l.account, meter_class_name(b->l.cls));
+    else if (!find_slice(b, r->pack_id))
+        snprintf(buf, METER_ERRMAX, "deduction from pack '%.80s', of which lease '%.60s' "
+                 "holds no slice", r->pack_id, r->lease_id);
+    else
+        return NULL;
+    return buf;
 }
 
 /* Why a record can never be stored, or NULL when it can. */
@@ -167,11 +385,22 @@ static const char *refusal(const struct ingest_ctx *c, const meter_sync_record *
     }
     if (!r->id[0])
         return "record without an id";
+    const char *acct = r->account[0] ? r->account : METER_ACCOUNT_DEFAULT;
+    if (!account_known(c, acct)) {
+        snprintf(buf, METER_ERRMAX, "record of account '%s', which the ledger does not know "
+                 "(an admin creates it: meter-ledgerd account add)", acct);
+        return buf;
+    }
+    if (strcmp(r->kind, "deduction") == 0 && r->lease_id[0])
+        return lease_refusal(c, r, buf);
     if (strcmp(r->kind, "deduction") == 0 && r->pack_id[0]) {
         const struct bpack *p = find_pack(c, r->pack_id);
         if (!p || !p->found)
             snprintf(buf, METER_ERRMAX, "deduction from pack '%s', which the ledger does not "
                      "know", r->pack_id);
+        else if (!p->node[0])
+            snprintf(buf, METER_ERRMAX, "deduction from pack '%s', which is not assigned to "
+                     "node '%s' (it is pooled: spent through leases only)", r->pack_id, c->node);
         else if (strcmp(p->node, c->node) != 0)
             snprintf(buf, METER_ERRMAX, "deduction from pack '%s', which is not assigned to "
                      "node '%s'", r->pack_id, c->node);
@@ -191,6 +420,119 @@ static const char *refusal(const struct ingest_ctx *c, const meter_sync_record *
         return buf;
     }
     return NULL;
+}
+
+/* ------------------------------------------------------------ postings -- */
+
+static int post(ledger_store *st, const struct ingest_ctx *c, const meter_sync_record *r,
+                const char *pack, const char *source, int64_t amount)
+{
+    lparam p[] = { P_TEXT(r->id), pack ? P_TEXT(pack) : P_NULL, P_TEXT0(r->lease_id),
+                   P_TEXT(source), P_INT(amount), P_INT(c->now) };
+    return store_exec(st, "INSERT INTO postings (deduction_id, pack_id, lease_id, source,"
+                          " amount_us, at_ms) VALUES ($1, $2, $3, $4, $5, $6)", p, 6, NULL);
+}
+
+/* A pack's used amount grows by amount (one deduction record posted). */
+static int charge_pack(ledger_store *st, struct bpack *b, int64_t amount)
+{
+    lparam p[] = { P_TEXT(b->id), P_INT(amount) };
+    b->remaining_us -= amount;
+    return store_exec(st, "UPDATE packs SET used_us = used_us + $2, deductions = deductions + 1"
+                          " WHERE id = $1", p, 2, NULL);
+}
+
+/* Takes up to *left from a pooled pack's free minutes when the pack may
+ * pay at `at` (valid then, and now neither frozen nor refunded). */
+static int post_free(ledger_store *st, const struct ingest_ctx *c, const meter_sync_record *r,
+                     struct bpack *b, int64_t *left, int64_t *to_pack)
+{
+    if (!b || !b->found || b->frozen || b->refunded_at || r->at < b->start || r->at >= b->end)
+        return METER_OK;
+    int64_t free_us = b->remaining_us - *to_pack - b->reserved_us;
+    int64_t t = free_us < *left ? free_us : *left;
+    if (t <= 0)
+        return METER_OK;
+    *left -= t;
+    *to_pack += t;
+    return post(st, c, r, b->id, "free", t);
+}
+
+/* A lease deduction: from the reservation, then free minutes, then overage. */
+static int post_lease(ledger_store *st, struct ingest_ctx *c, const meter_sync_record *r)
+{
+    struct blease *l = find_lease(c, r->lease_id);
+    ledger_lease_slice *s = find_slice(l, r->pack_id);
+    struct bpack *b = find_pack(c, r->pack_id);
+    int64_t left = r->amount_us, to_pack = 0;
+    int rc = METER_OK;
+    if (!l || !s || !b)
+        return store_fail(st, METER_EDB, "lease '%s' or its slice of '%s' vanished", r->lease_id,
+                          r->pack_id);
+    if (!strcmp(l->l.state, "open") && !s->voided) {
+        int64_t held = s->granted_us - s->posted_us;
+        int64_t t = held < left ? held : left;
+        if (t > 0) {
+            lparam p[] = { P_TEXT(r->lease_id), P_TEXT(r->pack_id), P_INT(t) };
+            rc = post(st, c, r, b->id, "lease", t);
+            if (rc == METER_OK)
+                rc = store_exec(st, "UPDATE lease_slices SET posted_us = posted_us + $3"
+                                    " WHERE lease_id = $1 AND pack_id = $2", p, 3, NULL);
+            s->posted_us += t;
+            b->reserved_us -= t;   /* reserved becomes used: free unchanged */
+            to_pack += t;
+            left -= t;
+        }
+    }
+    if (rc == METER_OK && left > 0)
+        rc = post_free(st, c, r, b, &left, &to_pack);
+    if (rc == METER_OK && left > 0)
+        rc = post(st, c, r, NULL, "overage", left);
+    if (rc == METER_OK && to_pack > 0)
+        rc = charge_pack(st, b, to_pack);
+    return rc;
+}
+
+static int cmp_fifo(const void *a, const void *b)
+{
+    const struct bpack *x = *(struct bpack *const *)a, *y = *(struct bpack *const *)b;
+    if (x->end != y->end)
+        return x->end < y->end ? -1 : 1;
+    if (x->start != y->start)
+        return x->start < y->start ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+/* An overage deduction of an account with pooled packs of its class:
+ * settled FIFO from their free minutes, the rest overage.  No pooled pack:
+ * nothing is posted (the v1 model). */
+static int post_overage(ledger_store *st, struct ingest_ctx *c, const meter_sync_record *r)
+{
+    const char *acct = r->account[0] ? r->account : METER_ACCOUNT_DEFAULT;
+    struct bpack **pool = malloc((c->npacks ? c->npacks : 1) * sizeof *pool);
+    if (!pool)
+        return store_fail(st, METER_ENOMEM, "out of memory");
+    size_t np = 0;
+    for (size_t i = 0; i < c->npacks; i++) {
+        struct bpack *b = &c->packs[i];
+        if (b->found && !b->node[0] && b->type == r->cls && !strcmp(b->account, acct))
+            pool[np++] = b;
+    }
+    int rc = METER_OK;
+    if (np > 0) {
+        qsort(pool, np, sizeof *pool, cmp_fifo);
+        int64_t left = r->amount_us;
+        for (size_t i = 0; rc == METER_OK && i < np && left > 0; i++) {
+            int64_t to_pack = 0;
+            rc = post_free(st, c, r, pool[i], &left, &to_pack);
+            if (rc == METER_OK && to_pack > 0)
+                rc = charge_pack(st, pool[i], to_pack);
+        }
+        if (rc == METER_OK && left > 0)
+            rc = post(st, c, r, NULL, "overage", left);
+    }
+    free(pool);
+    return rc;
 }
 
 static int exists(ledger_store *st, const char *id, int *found)
@@ -235,14 +577,17 @@ static int insert_record(ledger_store *st, const meter_sync_record *r, meter_tim
         ded && !overage ? P_INT(r->before_us) : P_NULL,
         ded && !overage ? P_INT(r->after_us) : P_NULL,
         event ? P_TEXT(r->action) : P_NULL,
+        P_TEXT(r->account[0] ? r->account : METER_ACCOUNT_DEFAULT),
+        ded ? P_TEXT0(r->lease_id) : P_NULL,
     };
     lres res;
     int rc = store_exec(st,
         "INSERT INTO records (id, kind, node, at_ms, received_ms, job, output, session_id,"
         " codec, width, height, duration_us, billed_us, deductible, daily, started_ms, state,"
-        " class, ttype, day, charge_id, pack_id, amount_us, before_us, after_us, action)"
+        " class, ttype, day, charge_id, pack_id, amount_us, before_us, after_us, action,"
+        " account, lease_id)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,"
-        " $18, $19, $20, $21, $22, $23, $24, $25, $26)"
+        " $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)"
         " ON CONFLICT (id) DO NOTHING",
         p, (int)(sizeof p / sizeof *p), &res);
     if (rc != METER_OK) {
@@ -258,7 +603,16 @@ static int insert_record(ledger_store *st, const meter_sync_record *r, meter_tim
 static int ingest_tx(ledger_store *st, void *vctx)
 {
     struct ingest_ctx *c = vctx;
-    int rc = lock_packs(st, c);
+    c->naccounts = 0;
+    /* lock order (store_leases.c): expired leases resolved, the named
+     * leases, the packs in id order, the node */
+    int rc = store_expire_leases(st, c->now);
+    if (rc == METER_OK)
+        rc = load_accounts(st, c);
+    if (rc == METER_OK)
+        rc = lock_leases(st, c);
+    if (rc == METER_OK)
+        rc = lock_packs(st, c);
     if (rc == METER_OK)
         rc = load_prefixes(st, c);
     for (size_t i = 0; rc == METER_OK && i < c->n; i++) {
@@ -294,49 +648,96 @@ static int ingest_tx(ledger_store *st, void *vctx)
             continue;
         }
         int inserted = 0;
-        if ((rc = insert_record(st, r, c->now, &inserted)) != METER_OK)
+        if ((rc = insert_record(st, r, c->received, &inserted)) != METER_OK)
             break;
         o->outcome = inserted ? LEDGER_ACCEPTED : LEDGER_DUPLICATE;
-        if (inserted && !strcmp(r->kind, "deduction") && r->pack_id[0]) {
-            /* the effect, in the same transaction as the record */
-            lparam p[] = { P_TEXT(r->pack_id), P_INT(r->amount_us) };
-            rc = store_exec(st, "UPDATE packs SET used_us = used_us + $2,"
-                                " deductions = deductions + 1 WHERE id = $1", p, 2, NULL);
-            ((struct bpack *)find_pack(c, r->pack_id))->remaining_us -= r->amount_us;
-        }
+        if (!inserted || strcmp(r->kind, "deduction") != 0)
+            continue;
+        /* the effect, in the same transaction as the record */
+        if (r->lease_id[0])
+            rc = post_lease(st, c, r);
+        else if (!r->pack_id[0])
+            rc = post_overage(st, c, r);
+        else
+            rc = charge_pack(st, find_pack(c, r->pack_id), r->amount_us);
     }
+    return rc;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The distinct lease ids the batch's deductions name, sorted: the lock
+ * order of the leases. */
+static int gather_leases(ledger_store *st, struct ingest_ctx *c)
+{
+    const char **ids = malloc(c->n * sizeof *ids);
+    if (!ids)
+        return store_fail(st, METER_ENOMEM, "out of memory");
+    size_t k = 0;
+    for (size_t i = 0; i < c->n; i++)
+        if (!strcmp(c->recs[i].kind, "deduction") && c->recs[i].lease_id[0])
+            ids[k++] = c->recs[i].lease_id;
+    if (k > 1)
+        qsort(ids, k, sizeof *ids, cmp_id);
+    size_t d = 0;
+    for (size_t i = 0; i < k; i++)
+        if (d == 0 || strcmp(ids[i], ids[d - 1]) != 0)
+            ids[d++] = ids[i];
+    c->leases = d ? calloc(d, sizeof *c->leases) : NULL;
+    if (d && !c->leases) {
+        free(ids);
+        return store_fail(st, METER_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < d; i++)
+        store_copy(c->leases[i].id, sizeof c->leases[i].id, ids[i]);
+    c->nleases = d;
+    free(ids);
+    return METER_OK;
+}
+
+int ledger_ingest_at(ledger_store *st, const char *node, const meter_sync_record *recs,
+                     size_t n, meter_time received, meter_time now, ledger_ingest_result *out)
+{
+    if (!node || !*node)
+        return store_fail(st, METER_EINVAL, "ingest needs the sending node");
+    if (n == 0)
+        return METER_OK;
+    struct ingest_ctx c;
+    memset(&c, 0, sizeof c);
+    c.node = node;
+    c.recs = recs;
+    c.n = n;
+    c.received = received;
+    c.now = now;
+    c.out = out;
+    c.prefixes = calloc(NODE_PREFIXES_MAX, sizeof *c.prefixes);
+    c.accounts = calloc(n, sizeof *c.accounts);
+    int rc = c.prefixes && c.accounts ? METER_OK : store_fail(st, METER_ENOMEM, "out of memory");
+    if (rc == METER_OK)
+        rc = gather_leases(st, &c);
+    /* every pack the batch may post to: the ones deductions name, the
+     * slices of the leases they name, and the pooled packs an overage may
+     * settle from (looked up before the locks; a pack bought meanwhile is
+     * simply not posted to) */
+    for (size_t i = 0; rc == METER_OK && i < n; i++)
+        if (!strcmp(recs[i].kind, "deduction") && recs[i].pack_id[0])
+            rc = want_pack(st, &c, recs[i].pack_id);
+    if (rc == METER_OK)
+        rc = want_pools(st, &c);
+    if (rc == METER_OK)
+        rc = store_tx(st, ingest_tx, &c);
+    free(c.packs);
+    free(c.leases);
+    free(c.accounts);
+    free(c.prefixes);
     return rc;
 }
 
 int ledger_ingest(ledger_store *st, const char *node, const meter_sync_record *recs,
                   size_t n, meter_time now, ledger_ingest_result *out)
 {
-    if (!node || !*node)
-        return store_fail(st, METER_EINVAL, "ingest needs the sending node");
-    if (n == 0)
-        return METER_OK;
-    struct ingest_ctx c = { node, recs, n, now, out, NULL, 0, NULL, 0 };
-    /* the distinct packs deductions name, sorted: the lock order */
-    c.packs = calloc(n, sizeof *c.packs);
-    c.prefixes = calloc(NODE_PREFIXES_MAX, sizeof *c.prefixes);
-    if (!c.packs || !c.prefixes) {
-        free(c.packs);
-        free(c.prefixes);
-        return store_fail(st, METER_ENOMEM, "out of memory");
-    }
-    for (size_t i = 0; i < n; i++)
-        if (!strcmp(recs[i].kind, "deduction") && recs[i].pack_id[0])
-            c.packs[c.npacks++].id = recs[i].pack_id;
-    if (c.npacks > 1) {
-        qsort(c.packs, c.npacks, sizeof *c.packs, cmp_bpack);
-        size_t k = 1;
-        for (size_t i = 1; i < c.npacks; i++)
-            if (strcmp(c.packs[i].id, c.packs[k - 1].id) != 0)
-                c.packs[k++] = c.packs[i];
-        c.npacks = k;
-    }
-    int rc = store_tx(st, ingest_tx, &c);
-    free(c.packs);
-    free(c.prefixes);
-    return rc;
+    return ledger_ingest_at(st, node, recs, n, now, now, out);
 }

@@ -2,14 +2,19 @@
  * store_packs.c — packs at the ledger: bought here, assigned to one node,
  * frozen, unfrozen and refunded here; the node pulls them.
  *
- * A pack's used amount is the sum of the deductions its node reported
- * (kept in packs.used_us by ledger_ingest, in the transaction that stores
- * each deduction record), so remaining = total − used.  Rules, as on the
- * node (billing-rules.md §2):
+ * Every pack belongs to an account.  An assigned pack (node set) is spent
+ * by its node directly: its used amount is the sum of the deductions the
+ * node reported.  A pooled pack (node NULL) is spent through leases: its
+ * used amount is the sum of its postings (store_ingest.c).  Either way
+ * packs.used_us is kept by ledger_ingest in the transaction that stores
+ * each deduction record, so remaining = total − used, and what a new lease
+ * may take is free = total − used − reserved (store_leases.c).  Rules, as
+ * on the node (billing-rules.md §2):
  *   - refund only while now ≤ start + 5 days (the whole 5th day included)
- *     and only if unused (no deduction reported);
- *   - assign (or reassign) only while unused and not refunded;
- *   - freeze / unfreeze refused for a refunded pack.
+ *     and only if unused (no deduction reported) and nothing reserved;
+ *   - assign (or reassign) only while unused, not refunded, never leased;
+ *   - freeze / unfreeze refused for a refunded pack (a frozen pack gives no
+ *     new lease minutes; renewals void the slices leases hold of it).
  * Each check reads the pack under a row lock (PostgreSQL: FOR UPDATE;
  * SQLite: BEGIN IMMEDIATE already serialises writers), so a deduction
  * arriving at the same time cannot slip between the check and the change.
@@ -19,10 +24,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include "protocol.h"
 #include "store_impl.h"
 
+/* $1 is always now: what open leases reserve is derived from it. */
 #define PACK_COLS "id, type, total_us, used_us, deductions, start_ms, end_ms, frozen," \
-                  " refunded_ms, node, created_ms"
+                  " refunded_ms, node, created_ms, account, " RESERVED_OF("packs.id", "$1")
 
 /* The pack rules are libmeter's (meter.h), the same copy the node runs. */
 static meter_pack_state state_of(const ledger_pack *p)
@@ -54,18 +61,22 @@ static void read_pack(const lres *r, int i, meter_time now, ledger_pack *p)
     p->refunded_at = lres_int(r, i, 8);
     lres_text(r, i, 9, p->node, sizeof p->node);
     p->created_at = lres_int(r, i, 10);
+    lres_text(r, i, 11, p->account, sizeof p->account);
+    p->reserved_us = lres_int(r, i, 12);
+    p->free_us = p->remaining_us - p->reserved_us;
     pack_status(p, now);
 }
 
 /* Reads one pack; lock: take its row lock for the rest of the transaction. */
 static int get_pack(ledger_store *st, const char *id, int lock, meter_time now, ledger_pack *out)
 {
-    char sql[256];
-    snprintf(sql, sizeof sql, "SELECT " PACK_COLS " FROM packs WHERE id = $1%s",
-             lock && st->drv->for_update ? " FOR UPDATE" : "");
-    lparam p[] = { P_TEXT(id) };
+    lparam p[] = { P_INT(now), P_TEXT(id) };
     lres r;
-    int rc = store_exec(st, sql, p, 1, &r);
+    int rc = METER_OK;
+    if (lock && st->drv->for_update)
+        rc = store_exec(st, "SELECT 1 FROM packs WHERE id = $1 FOR UPDATE", p + 1, 1, NULL);
+    if (rc == METER_OK)
+        rc = store_exec(st, "SELECT " PACK_COLS " FROM packs WHERE id = $2", p, 2, &r);
     if (rc != METER_OK)
         return rc;
     if (r.nrows == 0)
@@ -99,7 +110,7 @@ static int check_id(ledger_store *st, const char *id)
 /* ----------------------------------------------------------- purchase -- */
 
 struct add_ctx {
-    const char *id, *node;
+    const char *id, *node, *account;
     meter_class type;
     int64_t minutes;
     meter_time start, now;
@@ -122,13 +133,15 @@ static int add_tx(ledger_store *st, void *vctx)
     }
     if (c->node && (rc = node_exists(st, c->node)) != METER_OK)
         return rc;
+    if ((rc = ledger_account_exists(st, c->account)) != METER_OK)
+        return rc;
     meter_time start = c->start ? c->start : c->now;
     lparam p[] = { P_TEXT(id), P_TEXT(meter_class_name(c->type)),
                    P_INT(c->minutes * METER_US_PER_MIN), P_INT(start),
                    P_INT(meter_pack_end(start)), c->node ? P_TEXT(c->node) : P_NULL,
-                   P_INT(c->now) };
-    rc = store_exec(st, "INSERT INTO packs (id, type, total_us, start_ms, end_ms, node, created_ms)"
-                        " VALUES ($1, $2, $3, $4, $5, $6, $7)", p, 7, NULL);
+                   P_INT(c->now), P_TEXT(c->account) };
+    rc = store_exec(st, "INSERT INTO packs (id, type, total_us, start_ms, end_ms, node, created_ms,"
+                        " account) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", p, 8, NULL);
     if (rc == METER_EEXIST)
         return store_fail(st, rc, "pack '%s' already exists", id);
     if (rc == METER_OK)
@@ -141,7 +154,7 @@ static int add_tx(ledger_store *st, void *vctx)
 }
 
 int ledger_pack_add(ledger_store *st, const char *id, meter_class type, int64_t minutes,
-                    meter_time start, const char *node, meter_time now,
+                    meter_time start, const char *node, const char *account, meter_time now,
                     const ledger_actor *who, ledger_pack *out)
 {
     int rc;
@@ -154,7 +167,11 @@ int ledger_pack_add(ledger_store *st, const char *id, meter_class type, int64_t 
                           (long long)METER_PACK_MINUTES_MAX, (long long)minutes);
     if (start < 0)
         return store_fail(st, METER_EINVAL, "a start time cannot be before 1970");
-    struct add_ctx c = { id, node && *node ? node : NULL, type, minutes, start, now, who, out };
+    if (account && *account && !proto_valid_node(account))
+        return store_fail(st, METER_EINVAL, "invalid account name '%.60s'", account);
+    struct add_ctx c = { id, node && *node ? node : NULL,
+                         account && *account ? account : METER_ACCOUNT_DEFAULT, type, minutes,
+                         start, now, who, out };
     return store_tx(st, add_tx, &c);
 }
 
@@ -196,9 +213,9 @@ int ledger_pack_list(ledger_store *st, const ledger_pack_filter *f, meter_time n
     }
     /* Type and node narrow the query; id substring and status (computed
      * from now) are applied here, the same way on both backends. */
-    char sql[512];
-    lparam p[2];
-    int np = 0;
+    char sql[1024];
+    lparam p[4] = { P_INT(now) };
+    int np = 1;
     int len = snprintf(sql, sizeof sql, "SELECT " PACK_COLS " FROM packs WHERE 1 = 1");
     if (f && f->type >= 0) {
         p[np++] = P_TEXT(meter_class_name((meter_class)f->type));
@@ -206,7 +223,11 @@ int ledger_pack_list(ledger_store *st, const ledger_pack_filter *f, meter_time n
     }
     if (f && f->node) {
         p[np++] = P_TEXT(f->node);
-        snprintf(sql + len, sizeof sql - (size_t)len, " AND node = $%d", np);
+        len += snprintf(sql + len, sizeof sql - (size_t)len, " AND node = $%d", np);
+    }
+    if (f && f->account) {
+        p[np++] = P_TEXT(f->account);
+        snprintf(sql + len, sizeof sql - (size_t)len, " AND account = $%d", np);
     }
     lres r;
     int rc = store_exec(st, sql, p, np, &r);
@@ -261,8 +282,19 @@ static int assign_tx(ledger_store *st, void *vctx)
         return store_fail(st, METER_EREFUSED, "pack '%s' is refunded", c->id);
     if (strcmp(p.node, c->node) != 0) {
         if (p.deductions > 0 || p.used_us != 0)
-            return store_fail(st, METER_EREFUSED, "pack '%s' cannot be reassigned: node '%s' "
-                              "has used it", c->id, p.node);
+            return store_fail(st, METER_EREFUSED, "pack '%s' cannot be reassigned: %s%s%s "
+                              "used it", c->id, p.node[0] ? "node '" : "leases have",
+                              p.node, p.node[0] ? "' has" : "");
+        lparam l[] = { P_TEXT(c->id) };
+        lres leased;
+        if ((rc = store_exec(st, "SELECT 1 FROM lease_slices WHERE pack_id = $1 LIMIT 1", l, 1,
+                             &leased)) != METER_OK)
+            return rc;
+        int ever = leased.nrows > 0;
+        lres_free(&leased);
+        if (ever)
+            return store_fail(st, METER_EREFUSED, "pack '%s' cannot be assigned: it is pooled and "
+                              "leases have held it (late usage may still post to it)", c->id);
         /* Once its node has pulled the pack (it reports the pack's events
          * right after pulling), the node may spend it offline: moving it
          * would let two nodes spend the same minutes. */
@@ -340,13 +372,21 @@ static int refund_tx(ledger_store *st, void *vctx)
 {
     struct change_ctx *c = vctx;
     ledger_pack p;
-    int rc = get_pack(st, c->id, 1, c->now, &p);
+    /* leases past their expiry resolved first: their state, not a clock,
+     * says whether they still reserve (store_leases.c) */
+    int rc = store_expire_leases(st, c->now);
+    if (rc == METER_OK)
+        rc = get_pack(st, c->id, 1, c->now, &p);
     if (rc != METER_OK)
         return rc;
     char why[METER_ERRMAX];
     meter_pack_state ps = state_of(&p);
     if ((rc = meter_pack_may_refund(&ps, c->id, c->now, why)) != METER_OK)
         return store_fail(st, rc, "%s", why);
+    if (p.reserved_us > 0)
+        return store_fail(st, METER_EREFUSED, "pack '%s' cannot be refunded: open leases hold "
+                          "%lld µs of it (refund it after they are released or expire)", c->id,
+                          (long long)p.reserved_us);
     lparam q[] = { P_TEXT(c->id), P_INT(c->now) };
     rc = store_exec(st, "UPDATE packs SET refunded_ms = $2 WHERE id = $1", q, 2, NULL);
     if (rc == METER_OK)

@@ -184,6 +184,15 @@ static int pg_begin(struct ledger_store *st)
     return rc;
 }
 
+static int pg_begin_snapshot(struct ledger_store *st)
+{
+    int rc = ensure_conn(st);
+    if (rc == METER_OK)
+        rc = pg_simple(st, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+                       "begin a read transaction");
+    return rc;
+}
+
 static int pg_commit(struct ledger_store *st)
 {
     /* A COMMIT whose answer is lost leaves the outcome unknown: reported as
@@ -304,7 +313,54 @@ static const char pg_v2[] =
     "  FROM records WHERE position('-' in id) > 1"
     "  ORDER BY split_part(id, '-', 1), received_ms, id;";
 
-static const char *const pg_migrations[] = { pg_v1, pg_v2 };
+/* Version 3: accounts, pooled packs and leases (see store_sqlite.c).
+ * PostgreSQL adds the referencing column in place. */
+static const char pg_v3[] =
+    "CREATE TABLE accounts ("
+    "  name TEXT COLLATE \"C\" PRIMARY KEY,"
+    "  created_ms BIGINT NOT NULL);"
+    "INSERT INTO accounts (name, created_ms) VALUES ('default', 0);"
+    "ALTER TABLE packs ADD COLUMN account TEXT COLLATE \"C\" NOT NULL DEFAULT 'default'"
+    "  REFERENCES accounts (name);"
+    "CREATE INDEX packs_pool ON packs (account, type) WHERE node IS NULL;"
+    "ALTER TABLE records ADD COLUMN account TEXT COLLATE \"C\" NOT NULL DEFAULT 'default';"
+    "ALTER TABLE records ADD COLUMN lease_id TEXT COLLATE \"C\";"
+    "CREATE INDEX records_charge ON records (charge_id) WHERE charge_id IS NOT NULL;"
+    "CREATE TABLE leases ("
+    "  id TEXT COLLATE \"C\" PRIMARY KEY,"
+    "  node TEXT COLLATE \"C\" NOT NULL REFERENCES nodes (name),"
+    "  account TEXT COLLATE \"C\" NOT NULL REFERENCES accounts (name),"
+    "  class TEXT COLLATE \"C\" NOT NULL CHECK (class IN ('general', 'tsc')),"
+    "  requested_us BIGINT NOT NULL CHECK (requested_us > 0),"
+    "  granted_us BIGINT NOT NULL DEFAULT 0 CHECK (granted_us >= 0),"
+    "  created_ms BIGINT NOT NULL,"
+    "  expires_ms BIGINT NOT NULL,"
+    "  state TEXT COLLATE \"C\" NOT NULL CHECK (state IN ('open', 'released', 'expired')),"
+    "  resolved_ms BIGINT);"
+    "CREATE INDEX leases_expiry ON leases (state, expires_ms);"
+    "CREATE INDEX leases_node ON leases (node, state);"
+    "CREATE TABLE lease_slices ("
+    "  lease_id TEXT COLLATE \"C\" NOT NULL REFERENCES leases (id),"
+    "  pack_id TEXT COLLATE \"C\" NOT NULL REFERENCES packs (id),"
+    "  granted_us BIGINT NOT NULL CHECK (granted_us >= 0),"
+    "  posted_us BIGINT NOT NULL DEFAULT 0 CHECK (posted_us >= 0),"
+    "  voided INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (lease_id, pack_id));"
+    "CREATE INDEX lease_slices_pack ON lease_slices (pack_id);"
+    "CREATE TABLE postings ("
+    "  seq BIGSERIAL PRIMARY KEY,"
+    "  deduction_id TEXT COLLATE \"C\" NOT NULL REFERENCES records (id),"
+    "  pack_id TEXT COLLATE \"C\" REFERENCES packs (id),"
+    "  lease_id TEXT COLLATE \"C\" REFERENCES leases (id),"
+    "  source TEXT COLLATE \"C\" NOT NULL CHECK (source IN ('lease', 'free', 'overage')),"
+    "  amount_us BIGINT NOT NULL CHECK (amount_us > 0),"
+    "  at_ms BIGINT NOT NULL);"
+    "CREATE INDEX postings_deduction ON postings (deduction_id);"
+    "CREATE INDEX postings_pack ON postings (pack_id) WHERE pack_id IS NOT NULL;"
+    "CREATE TRIGGER postings_append_only BEFORE UPDATE OR DELETE ON postings"
+    "  FOR EACH ROW EXECUTE FUNCTION ledger_append_only();";
+
+static const char *const pg_migrations[] = { pg_v1, pg_v2, pg_v3 };
 
 static const struct store_driver pg_driver = {
     .name = "postgresql",
@@ -312,6 +368,7 @@ static const struct store_driver pg_driver = {
     .exec = pg_exec,
     .script = pg_script,
     .begin = pg_begin,
+    .begin_snapshot = pg_begin_snapshot,
     .commit = pg_commit,
     .rollback = pg_rollback,
     .lock_schema = pg_lock_schema,

@@ -185,6 +185,12 @@ static int sq_begin(struct ledger_store *st)
     return rc == SQLITE_OK ? METER_OK : fail_sqlite(st, rc, "begin a transaction");
 }
 
+static int sq_begin_snapshot(struct ledger_store *st)
+{
+    int rc = sqlite3_exec(db_of(st), "BEGIN DEFERRED", NULL, NULL, NULL);
+    return rc == SQLITE_OK ? METER_OK : fail_sqlite(st, rc, "begin a read transaction");
+}
+
 static int sq_commit(struct ledger_store *st)
 {
     int rc = sqlite3_exec(db_of(st), "COMMIT", NULL, NULL, NULL);
@@ -357,7 +363,78 @@ static const char sqlite_v2[] =
     "    FROM records WHERE instr(id, '-') > 1)"
     "  WHERE rn = 1;";
 
-static const char *const sqlite_migrations[] = { sqlite_v1, sqlite_v2 };
+/* Version 3: accounts, pooled packs and leases (farm mode, issue 7).
+ * Every existing pack and record belongs to account 'default'.  packs is
+ * rebuilt to gain its account column: SQLite adds a column with a
+ * REFERENCES clause only when its default is NULL (foreign keys are on),
+ * and 'default' is the right default.  No table refers to packs in v2, so
+ * the rebuild drops nothing else.  postings are append-only, like records. */
+static const char sqlite_v3[] =
+    "CREATE TABLE accounts ("
+    "  name TEXT PRIMARY KEY,"
+    "  created_ms INTEGER NOT NULL);"
+    "INSERT INTO accounts (name, created_ms) VALUES ('default', 0);"
+    "CREATE TABLE packs_v3 ("
+    "  id TEXT PRIMARY KEY,"
+    "  type TEXT NOT NULL CHECK (type IN ('general', 'tsc')),"
+    "  total_us INTEGER NOT NULL CHECK (total_us > 0),"
+    "  used_us INTEGER NOT NULL DEFAULT 0,"
+    "  deductions INTEGER NOT NULL DEFAULT 0,"
+    "  start_ms INTEGER NOT NULL,"
+    "  end_ms INTEGER NOT NULL,"
+    "  frozen INTEGER NOT NULL DEFAULT 0,"
+    "  refunded_ms INTEGER,"
+    "  node TEXT REFERENCES nodes (name),"
+    "  created_ms INTEGER NOT NULL,"
+    "  account TEXT NOT NULL DEFAULT 'default' REFERENCES accounts (name));"
+    "INSERT INTO packs_v3 (id, type, total_us, used_us, deductions, start_ms, end_ms, frozen,"
+    "  refunded_ms, node, created_ms, account)"
+    "  SELECT id, type, total_us, used_us, deductions, start_ms, end_ms, frozen, refunded_ms,"
+    "         node, created_ms, 'default' FROM packs;"
+    "DROP TABLE packs;"
+    "ALTER TABLE packs_v3 RENAME TO packs;"
+    "CREATE INDEX packs_node ON packs (node);"
+    "CREATE INDEX packs_pool ON packs (account, type) WHERE node IS NULL;"
+    "ALTER TABLE records ADD COLUMN account TEXT NOT NULL DEFAULT 'default';"
+    "ALTER TABLE records ADD COLUMN lease_id TEXT;"
+    "CREATE INDEX records_charge ON records (charge_id) WHERE charge_id IS NOT NULL;"
+    "CREATE TABLE leases ("
+    "  id TEXT PRIMARY KEY,"
+    "  node TEXT NOT NULL REFERENCES nodes (name),"
+    "  account TEXT NOT NULL REFERENCES accounts (name),"
+    "  class TEXT NOT NULL CHECK (class IN ('general', 'tsc')),"
+    "  requested_us INTEGER NOT NULL CHECK (requested_us > 0),"
+    "  granted_us INTEGER NOT NULL DEFAULT 0 CHECK (granted_us >= 0),"
+    "  created_ms INTEGER NOT NULL,"
+    "  expires_ms INTEGER NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state IN ('open', 'released', 'expired')),"
+    "  resolved_ms INTEGER);"
+    "CREATE INDEX leases_expiry ON leases (state, expires_ms);"
+    "CREATE INDEX leases_node ON leases (node, state);"
+    "CREATE TABLE lease_slices ("
+    "  lease_id TEXT NOT NULL REFERENCES leases (id),"
+    "  pack_id TEXT NOT NULL REFERENCES packs (id),"
+    "  granted_us INTEGER NOT NULL CHECK (granted_us >= 0),"
+    "  posted_us INTEGER NOT NULL DEFAULT 0 CHECK (posted_us >= 0),"
+    "  voided INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (lease_id, pack_id));"
+    "CREATE INDEX lease_slices_pack ON lease_slices (pack_id);"
+    "CREATE TABLE postings ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  deduction_id TEXT NOT NULL REFERENCES records (id),"
+    "  pack_id TEXT REFERENCES packs (id),"
+    "  lease_id TEXT REFERENCES leases (id),"
+    "  source TEXT NOT NULL CHECK (source IN ('lease', 'free', 'overage')),"
+    "  amount_us INTEGER NOT NULL CHECK (amount_us > 0),"
+    "  at_ms INTEGER NOT NULL);"
+    "CREATE INDEX postings_deduction ON postings (deduction_id);"
+    "CREATE INDEX postings_pack ON postings (pack_id) WHERE pack_id IS NOT NULL;"
+    "CREATE TRIGGER postings_no_update BEFORE UPDATE ON postings"
+    "  BEGIN SELECT RAISE(ABORT, 'postings are append-only'); END;"
+    "CREATE TRIGGER postings_no_delete BEFORE DELETE ON postings"
+    "  BEGIN SELECT RAISE(ABORT, 'postings are append-only'); END;";
+
+static const char *const sqlite_migrations[] = { sqlite_v1, sqlite_v2, sqlite_v3 };
 
 static const struct store_driver sqlite_driver = {
     .name = "sqlite",
@@ -365,6 +442,7 @@ static const struct store_driver sqlite_driver = {
     .exec = sq_exec,
     .script = sq_script,
     .begin = sq_begin,
+    .begin_snapshot = sq_begin_snapshot,
     .commit = sq_commit,
     .rollback = sq_rollback,
     .lock_schema = sq_lock_schema,

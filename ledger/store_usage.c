@@ -65,6 +65,8 @@ static void common_filters(struct where *w, const ledger_query *q)
 {
     if (q->node)
         add_cond(w, "node = $%d", P_TEXT(q->node));
+    if (q->account)
+        add_cond(w, "account = $%d", P_TEXT(q->account));
     if (q->type >= 0)
         add_cond(w, "class = $%d", P_TEXT(meter_class_name((meter_class)q->type)));
     if (q->ttype)
@@ -94,10 +96,10 @@ int ledger_usage_details(ledger_store *st, const ledger_query *q,
     char sql[2048];
     snprintf(sql, sizeof sql,
              "SELECT day, node, COALESCE(pack_id, ''), class, ttype, " EXACT_SUM("amount_us") ","
-             " MAX(before_us), MIN(after_us), MIN(at_ms), MAX(at_ms), COUNT(*)"
+             " MAX(before_us), MIN(after_us), MIN(at_ms), MAX(at_ms), COUNT(*), account"
              " FROM records WHERE kind = 'deduction'%s"
-             " GROUP BY day, node, pack_id, class, ttype"
-             " ORDER BY day, node, COALESCE(pack_id, ''), class, ttype", w.sql);
+             " GROUP BY day, node, account, pack_id, class, ttype"
+             " ORDER BY day, node, account, COALESCE(pack_id, ''), class, ttype", w.sql);
     lres r;
     int rc = store_exec(st, sql, w.p, w.np, &r);
     if (rc != METER_OK)
@@ -120,6 +122,7 @@ int ledger_usage_details(ledger_store *st, const ledger_query *q,
         d->first_at = lres_int(&r, i, 9);
         d->last_at = lres_int(&r, i, 10);
         d->count = lres_int(&r, i, 11);
+        lres_text(&r, i, 12, d->account, sizeof d->account);
     }
     *n = (size_t)r.nrows;
     lres_free(&r);
@@ -130,7 +133,7 @@ int ledger_usage_details(ledger_store *st, const ledger_query *q,
 
 #define RECORD_COLS "id, node, at_ms, received_ms, job, output, session_id, codec, width," \
                     " height, duration_us, billed_us, deductible, daily, started_ms, state," \
-                    " class, ttype, day"
+                    " class, ttype, day, account"
 
 static void read_usage(const lres *r, int i, meter_sync_record *o)
 {
@@ -155,6 +158,7 @@ static void read_usage(const lres *r, int i, meter_sync_record *o)
     o->cls = c && !strcmp(c, "tsc") ? METER_CLASS_TSC : METER_CLASS_GENERAL;
     lres_text(r, i, 17, o->ttype, sizeof o->ttype);
     lres_text(r, i, 18, o->day, sizeof o->day);
+    lres_text(r, i, 19, o->account, sizeof o->account);
 }
 
 int ledger_usage_records(ledger_store *st, const ledger_query *q,
@@ -232,11 +236,16 @@ int ledger_usage_records(ledger_store *st, const ledger_query *q,
 
 /* ------------------------------------------------------------- totals -- */
 
-int ledger_totals(ledger_store *st, const char *node, ledger_total_row **rows, size_t *n)
+int ledger_totals(ledger_store *st, const char *node, const char *account,
+                  ledger_total_row **rows, size_t *n)
 {
     *rows = NULL;
     *n = 0;
-    lparam p[] = { P_TEXT(node ? node : "") };
+    struct where w = { .len = 0 };
+    if (node)
+        add_cond(&w, "node = $%d", P_TEXT(node));
+    if (account)
+        add_cond(&w, "account = $%d", P_TEXT(account));
     char sql[2048];
     snprintf(sql, sizeof sql,
              "SELECT node,"
@@ -248,10 +257,9 @@ int ledger_totals(ledger_store *st, const char *node, ledger_total_row **rows, s
              " " EXACT_SUM("CASE WHEN kind = 'deduction' AND pack_id IS NULL"
                            " THEN amount_us ELSE 0 END") ","
              " COUNT(*)"
-             " FROM records%s GROUP BY node ORDER BY node",
-             node ? " WHERE node = $1" : "");
+             " FROM records WHERE 1 = 1%s GROUP BY node ORDER BY node", w.sql);
     lres r;
-    int rc = store_exec(st, sql, p, node ? 1 : 0, &r);
+    int rc = store_exec(st, sql, w.p, w.np, &r);
     if (rc != METER_OK)
         return rc;
     if (r.nrows > 0 && !(*rows = calloc((size_t)r.nrows, sizeof **rows))) {

@@ -2,9 +2,10 @@
  * deduct.c — the deduction engine: recording usage, charging packs, daily
  * settlement.
  *
- * Every charge is split across the valid packs of its class in the order
- * earliest end, then earliest start, then id (billing-rules.md §2); what no
- * pack covers becomes an overage row, so Σ deductions of a charge always
+ * Every charge is split across the valid packs of its class and account in
+ * the order earliest end, then earliest start, then id (billing-rules.md
+ * §2) — lease slices among them, each only while the charge's time is
+ * before its expires_at; what no pack covers becomes an overage row, so Σ deductions of a charge always
  * equals what it billed (invariant I3).  All of it runs inside the caller's
  * BEGIN IMMEDIATE transaction, so concurrent writers serialise here and a
  * balance read is never stale when it is written back.
@@ -43,8 +44,8 @@ static void append_csv(char *csv, size_t cap, const char *id)
     }
 }
 
-static int insert_deduction(meter_store *st, const char *charge_id, const char *pack_id,
-                            meter_class cls, const char *ttype, meter_time at, const char *day,
+static int insert_deduction(meter_store *st, const char *charge_id, const char *account,
+                            const char *pack_id, meter_class cls, const char *ttype, meter_time at, const char *day,
                             int64_t amount, int64_t before, int64_t after)
 {
     int64_t seq;
@@ -54,7 +55,7 @@ static int insert_deduction(meter_store *st, const char *charge_id, const char *
         return rc;
     sqlite3_stmt *s = meter_prepare(st,
         "INSERT INTO deductions(seq, id, charge_id, pack_id, class, ttype, at, day, amount_us,"
-        " before_us, after_us) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+        " before_us, after_us, account) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
     if (!s)
         return METER_EDB;
     sqlite3_bind_int64(s, 1, seq);
@@ -70,26 +71,30 @@ static int insert_deduction(meter_store *st, const char *charge_id, const char *
     sqlite3_bind_int64(s, 7, at);
     sqlite3_bind_text(s, 8, day, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 9, amount);
+    sqlite3_bind_text(s, 12, account, -1, SQLITE_STATIC);
     rc = meter_exec_stmt(st, s, "record deduction");
     return rc == METER_OK ? meter_outbox_add(st, "deduction", did, at) : rc;
 }
 
 /* The packs that may pay, in deduction order.  Read fully before any
  * balance is written, so no statement iterates a table being updated. */
-static int eligible_packs(meter_store *st, meter_class cls, meter_time at,
-                          meter_time start_before, struct pack_take **out, size_t *n)
+static int eligible_packs(meter_store *st, const char *account, meter_class cls,
+                          meter_time at, meter_time start_before, struct pack_take **out,
+                          size_t *n)
 {
     *out = NULL;
     *n = 0;
     sqlite3_stmt *s = meter_prepare(st,
-        "SELECT id, remaining_us FROM packs WHERE type = ?1 AND frozen = 0"
+        "SELECT id, remaining_us FROM packs WHERE account = ?4 AND type = ?1 AND frozen = 0"
         " AND refunded_at IS NULL AND remaining_us > 0 AND start_at <= ?2 AND end_at > ?2"
-        " AND (?3 = 0 OR start_at < ?3) ORDER BY end_at, start_at, id");
+        " AND (?3 = 0 OR start_at < ?3) AND (expires_at IS NULL OR ?2 < expires_at)"
+        " ORDER BY end_at, start_at, id");
     if (!s)
         return METER_EDB;
     sqlite3_bind_int(s, 1, (int)cls);
     sqlite3_bind_int64(s, 2, at);
     sqlite3_bind_int64(s, 3, start_before);
+    sqlite3_bind_text(s, 4, account, -1, SQLITE_STATIC);
     size_t cap = 0;
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -108,7 +113,8 @@ static int eligible_packs(meter_store *st, meter_class cls, meter_time at,
     return code;
 }
 
-int meter_charge(meter_store *st, const char *charge_id, meter_class cls, const char *ttype,
+int meter_charge(meter_store *st, const char *charge_id, const char *account, meter_class cls,
+                 const char *ttype,
                  int64_t billed_us, int deductible, meter_time at, meter_time start_before,
                  const char *day_override, int64_t *covered, int64_t *overage,
                  char *packs_csv, size_t packs_cap)
@@ -127,7 +133,7 @@ int meter_charge(meter_store *st, const char *charge_id, meter_class cls, const 
     if (deductible && left > 0) {
         struct pack_take *packs;
         size_t n;
-        if ((rc = eligible_packs(st, cls, at, start_before, &packs, &n)) != METER_OK)
+        if ((rc = eligible_packs(st, account, cls, at, start_before, &packs, &n)) != METER_OK)
             return rc;
         sqlite3_stmt *upd = n ? meter_prepare(st,
             "UPDATE packs SET remaining_us = remaining_us - ?2 WHERE id = ?1") : NULL;
@@ -142,7 +148,7 @@ int meter_charge(meter_store *st, const char *charge_id, meter_class cls, const 
                 rc = meter_fail_db(st, "deduct from pack");
                 break;
             }
-            rc = insert_deduction(st, charge_id, packs[i].id, cls, ttype, at, day, take,
+            rc = insert_deduction(st, charge_id, account, packs[i].id, cls, ttype, at, day, take,
                                   packs[i].remaining, packs[i].remaining - take);
             left -= take;
             append_csv(packs_csv, packs_cap, packs[i].id);
@@ -153,8 +159,8 @@ int meter_charge(meter_store *st, const char *charge_id, meter_class cls, const 
             return rc;
     }
     /* Overage: recorded, never dropped. */
-    if (left > 0 && (rc = insert_deduction(st, charge_id, NULL, cls, ttype, at, day, left,
-                                           0, 0)) != METER_OK)
+    if (left > 0 && (rc = insert_deduction(st, charge_id, account, NULL, cls, ttype, at, day,
+                                           left, 0, 0)) != METER_OK)
         return rc;
     if (covered)
         *covered = billed_us - left;
@@ -174,6 +180,9 @@ int meter_usage_check(meter_store *st, const meter_usage_in *in, meter_spec *spe
                           (long long)in->duration_us, (long long)METER_DURATION_MAX_US);
     if (in->at < 0)
         return meter_fail(st, METER_EINVAL, "usage time is before 1970");
+    if (in->account && *in->account && !meter_account_valid(in->account))
+        return meter_fail(st, METER_EINVAL, "invalid account '%.80s' (1 to %d letters, digits, "
+                          "'.', '_', '-', ':')", in->account, METER_NAME_MAX - 1);
     /* Usage cannot come from the future: it would let a record drain a
      * pack that has not started yet.  A minute of clock skew is allowed. */
     if (in->at > meter_now() + 60000)
@@ -219,9 +228,10 @@ int meter_record_tx(meter_store *st, const meter_usage_in *in, const char *sessi
         started_at = 0;
     if (started_at > at)
         started_at = at;
-    char node[METER_NAME_MAX], day[11];
+    char node[METER_NAME_MAX], account[METER_NAME_MAX], day[11];
     int offset;
-    if ((rc = meter_get_node(st, node)) != METER_OK ||
+    if ((rc = meter_resolve_account(st, in->account, "account", account)) != METER_OK ||
+        (rc = meter_get_node(st, node)) != METER_OK ||
         (rc = meter_get_day_offset(st, &offset)) != METER_OK)
         return rc;
     meter_day_of(at, offset, day);
@@ -233,8 +243,8 @@ int meter_record_tx(meter_store *st, const meter_usage_in *in, const char *sessi
     sqlite3_stmt *s = meter_prepare(st,
         "INSERT INTO usage(seq, id, job, output, node, session_id, class, ttype, codec, width,"
         " height, duration_us, billed_us, deductible, started_at, recorded_at, day, state,"
-        " daily) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
-        " ?17, ?18, ?19)");
+        " daily, account) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
+        " ?15, ?16, ?17, ?18, ?19, ?20)");
     if (!s)
         return METER_EDB;
     int video = !(spec.flags & (METER_SPEC_AUDIO | METER_SPEC_REMUX));
@@ -258,13 +268,15 @@ int meter_record_tx(meter_store *st, const meter_usage_in *in, const char *sessi
     sqlite3_bind_text(s, 17, day, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 18, state, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 19, daily);
+    sqlite3_bind_text(s, 20, account, -1, SQLITE_STATIC);
     if ((rc = meter_exec_stmt(st, s, "record usage")) != METER_OK)
         return rc;
     if ((rc = meter_outbox_add(st, "usage", uid, at)) != METER_OK)
         return rc;
 
     int64_t covered = 0, overage = 0;
-    if (!daily && (rc = meter_charge(st, uid, in->cls, spec.ttype, billed, deductible, at, 0,
+    if (!daily && (rc = meter_charge(st, uid, account, in->cls, spec.ttype, billed, deductible,
+                                     at, 0,
                                      NULL, &covered, &overage, packs_csv,
                                      packs_cap)) != METER_OK)
         return rc;
@@ -294,6 +306,7 @@ int meter_record(meter_store *st, const meter_usage_in *in, meter_usage_result *
 
 struct settle_group {
     char day[11];
+    char account[METER_NAME_MAX];
     meter_class cls;
     char ttype[METER_TTYPE_MAX];
     int deductible;
@@ -306,10 +319,11 @@ static int unsettled_groups(meter_store *st, const char *today, struct settle_gr
     *out = NULL;
     *n = 0;
     sqlite3_stmt *s = meter_prepare(st,
-        "SELECT day, class, ttype, deductible, sum(billed_us) FROM usage u"
+        "SELECT day, class, ttype, deductible, sum(billed_us), account FROM usage u"
         " WHERE daily = 1 AND day < ?1"
         " AND NOT EXISTS (SELECT 1 FROM settled_usage su WHERE su.usage_seq = u.seq)"
-        " GROUP BY day, class, ttype, deductible ORDER BY day, class, ttype, deductible");
+        " GROUP BY day, account, class, ttype, deductible"
+        " ORDER BY day, account, class, ttype, deductible");
     if (!s)
         return METER_EDB;
     sqlite3_bind_text(s, 1, today, -1, SQLITE_STATIC);
@@ -328,6 +342,7 @@ static int unsettled_groups(meter_store *st, const char *today, struct settle_gr
         meter_col_text(s, 2, g->ttype, sizeof g->ttype);
         g->deductible = sqlite3_column_int(s, 3);
         g->billed = sqlite3_column_int64(s, 4);
+        meter_col_text(s, 5, g->account, sizeof g->account);
     }
     int code = rc == SQLITE_DONE ? METER_OK : meter_fail_db(st, "select unsettled usage");
     sqlite3_finalize(s);
@@ -343,8 +358,8 @@ static int settle_group(meter_store *st, const struct settle_group *g, meter_tim
     if (rc != METER_OK)
         return rc;
     sqlite3_stmt *s = meter_prepare(st,
-        "INSERT INTO settlements(seq, id, day, class, ttype, deductible, billed_us, at)"
-        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+        "INSERT INTO settlements(seq, id, day, class, ttype, deductible, billed_us, at, account)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
     if (!s)
         return METER_EDB;
     sqlite3_bind_int64(s, 1, seq);
@@ -355,12 +370,14 @@ static int settle_group(meter_store *st, const struct settle_group *g, meter_tim
     sqlite3_bind_int(s, 6, g->deductible);
     sqlite3_bind_int64(s, 7, g->billed);
     sqlite3_bind_int64(s, 8, now);
+    sqlite3_bind_text(s, 9, g->account, -1, SQLITE_STATIC);
     if ((rc = meter_exec_stmt(st, s, "record settlement")) != METER_OK)
         return rc;
     /* The same rows the group summed: nothing else can write meanwhile. */
     s = meter_prepare(st,
         "INSERT INTO settled_usage(usage_seq, settlement_id) SELECT seq, ?1 FROM usage u"
         " WHERE daily = 1 AND day = ?2 AND class = ?3 AND ttype = ?4 AND deductible = ?5"
+        " AND account = ?6"
         " AND NOT EXISTS (SELECT 1 FROM settled_usage su WHERE su.usage_seq = u.seq)");
     if (!s)
         return METER_EDB;
@@ -369,6 +386,7 @@ static int settle_group(meter_store *st, const struct settle_group *g, meter_tim
     sqlite3_bind_int(s, 3, (int)g->cls);
     sqlite3_bind_text(s, 4, g->ttype, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 5, g->deductible);
+    sqlite3_bind_text(s, 6, g->account, -1, SQLITE_STATIC);
     if ((rc = meter_exec_stmt(st, s, "mark usage settled")) != METER_OK)
         return rc;
     if ((rc = meter_outbox_add(st, "settlement", sid, now)) != METER_OK)
@@ -376,7 +394,7 @@ static int settle_group(meter_store *st, const struct settle_group *g, meter_tim
     int64_t covered, overage;
     /* A pack bought after day D ended cannot pay for day D; the rows count
      * under day D, the day the usage happened. */
-    rc = meter_charge(st, sid, g->cls, g->ttype, g->billed, g->deductible, now,
+    rc = meter_charge(st, sid, g->account, g->cls, g->ttype, g->billed, g->deductible, now,
                       meter_day_end(g->day, offset), g->day, &covered, &overage, NULL, 0);
     if (rc == METER_OK) {
         res->days++;

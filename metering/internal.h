@@ -11,7 +11,11 @@
  *       fully accounted for: Σ its deductions (overage rows included) =
  *       its billed_us;
  *   I4  usage, deductions, settlements and pack events are append-only
- *       (triggers refuse UPDATE and DELETE).
+ *       (triggers refuse UPDATE and DELETE);
+ *   I5  accounts never mix: a deduction is of its charge's account and
+ *       takes only from packs of that account; a lease slice (a pack row
+ *       with lease_id) is of its lease's account and class, and is taken
+ *       from only while the deduction's time is before its expires_at.
  * All of one fact (usage + deductions + outbox entries) is written in one
  * BEGIN IMMEDIATE transaction, so a crash leaves all of it or none.
  */
@@ -23,7 +27,7 @@
 
 #include "meter.h"
 
-#define METER_SCHEMA_VERSION 1
+#define METER_SCHEMA_VERSION 2
 #define METER_APP_ID "ffmeter"
 #define METER_APP_ID_INT "0x464D5452"  /* PRAGMA application_id: "FMTR" */
 #define METER_BUSY_TIMEOUT_MS 10000
@@ -88,6 +92,19 @@ int meter_get_rounding(meter_store *st, meter_rounding *out);
 int meter_get_daily(meter_store *st, int *daily);
 int meter_get_day_offset(meter_store *st, int *offset_min);
 int meter_get_node(meter_store *st, char node[METER_NAME_MAX]);
+/* A setting's text into buf (METER_ENOTFOUND when absent). */
+int meter_get_setting_text(meter_store *st, const char *key, char *buf, size_t cap);
+/* One item of lease_accounts, "ACCOUNT" or "ACCOUNT:CLASS": 1 with a
+ * class (*cls set), 0 without, -1 when it is neither. */
+int meter_lease_item(const char *item, char account[METER_NAME_MAX], meter_class *cls);
+/* The account to use: `given` when not NULL or "" (it must be valid:
+ * METER_EINVAL naming `what`), else the store's `account` setting. */
+int meter_resolve_account(meter_store *st, const char *given, const char *what,
+                          char account[METER_NAME_MAX]);
+/* Farm mode (lease_accounts not empty): *farm = 1, and *open_anyway = 1
+ * when lease_policy is continue and the last sync attempt failed — an
+ * ENFORCE job without minutes may then run (lease.c). */
+int meter_enforce_rule(meter_store *st, int *farm, int *open_anyway);
 
 /* "YYYY-MM-DD" of a time shifted by offset minutes. */
 void meter_day_of(meter_time t, int offset_min, char day[11]);
@@ -110,13 +127,14 @@ int meter_utf8_valid(const char *s);
 int meter_check_record_id(const char *s);
 
 /* Charges `billed_us` pack-µs of (cls, ttype) at time `at` against valid
- * packs (earliest end, then start, then id), splitting, and writes the rest
- * as an overage row.  deductible = 0 sends everything to overage.
+ * packs of `account` (earliest end, then start, then id; a lease slice
+ * only while at < its expires_at), splitting, and writes the rest as an
+ * overage row; every row in `account`.  deductible = 0 sends everything to overage.
  * start_before: only packs with start_at < start_before (0 = any started).
  * day: the billing day the rows count under (NULL: the day of `at`).
  * Must run inside a write transaction.  covered/overage may be NULL.
  * packs_csv (may be NULL) receives the ids used, comma separated. */
-int meter_charge(meter_store *st, const char *charge_id, meter_class cls,
+int meter_charge(meter_store *st, const char *charge_id, const char *account, meter_class cls,
                  const char *ttype, int64_t billed_us, int deductible,
                  meter_time at, meter_time start_before, const char *day,
                  int64_t *covered, int64_t *overage,
@@ -172,6 +190,7 @@ struct meter_session_state {
     char output[METER_NAME_MAX];
     char node[METER_NAME_MAX];
     char host[METER_NAME_MAX];
+    char account[METER_NAME_MAX];  /* "": the store's setting, when billed */
     meter_class cls;
     char codec[32];
     unsigned flags;

@@ -48,6 +48,7 @@ extern "C" {
 #define METER_ACCOUNT_DEFAULT "default"  /* the account every store starts with */
 #define METER_KEY_MAX     64    /* longest idempotency key of a manual record
                                    (bytes, without the NUL) */
+#define METER_ACCOUNT_DEFAULT "default"  /* the account that always exists */
 
 /* Largest duration accepted: 10^15 µs (about 31.7 years).  Billing
  * multiplies in 128 bits; a bill over METER_BILLED_MAX_US is refused. */
@@ -218,17 +219,43 @@ const char *meter_errmsg(const meter_store *st);
  *   rounding    exact | ceil-minute
  *   settlement  realtime | daily
  *   day_offset  the offset whose midnight starts a billing day, "+00:00"
+ *   account     the account usage and packs belong to when none is given
+ *               (default "default"; meter_account_valid)
+ *   lease_accounts  farm mode: comma list of ACCOUNT or ACCOUNT:CLASS
+ *               (class general or tsc; a part after the last ':' that is
+ *               a class name is the class) this node leases minutes for
+ *               from the ledger; "" (default) = standalone, no leases
+ *   lease_policy    continue | stop: with ENFORCE in farm mode and no
+ *               minutes, whether a job may run while the ledger is
+ *               unreachable (default continue; see meter_session_open)
+ *   lease_minutes   the smallest lease asked, whole minutes 1 … 10^7
+ *               (default 10)
  * get returns a malloc'd string (meter_free); set validates the value. */
 int meter_setting_get(meter_store *st, const char *key, char **value);
 int meter_setting_set(meter_store *st, const char *key, const char *value);
 
-/* Schema version of this libmeter (PRAGMA user_version of its databases). */
+/* Schema version of this libmeter (PRAGMA user_version of its databases).
+ * Version 2 added accounts and lease slices; a version-1 database is
+ * migrated when opened, every row of it in account "default". */
 int meter_schema_version(void);
+
+/* ------------------------------------------------------------ accounts -- */
+
+/* Account names (the customer a pack, a usage, a deduction belongs to):
+ * 1 … METER_NAME_MAX−1 bytes of [A-Za-z0-9._:-] — the syntax of node names
+ * on the wire.  1 when s is one.  Pure: no store. */
+int meter_account_valid(const char *s);
 
 /* --------------------------------------------------------------- packs -- */
 
 typedef struct meter_pack {
-    char id[METER_NAME_MAX];
+    char id[METER_NAME_MAX];  /* a lease slice: "<source_id>@<lease_id>" */
+    char account[METER_NAME_MAX];
+    char lease_id[METER_ID_MAX];    /* "" = an own pack; else the lease this
+                                       slice belongs to (meter_lease_granted) */
+    char source_id[METER_NAME_MAX]; /* a slice: the ledger's pack */
+    meter_time expires_at;  /* a slice: no deduction at or after (local
+                               clock); 0 = none (own packs) */
     meter_class type;
     int64_t total_us;       /* never changes */
     int64_t remaining_us;   /* total − Σ deductions */
@@ -238,7 +265,9 @@ typedef struct meter_pack {
     meter_time refunded_at; /* 0 when not refunded */
     int64_t deductions;     /* number of deduction records against it */
     char status[12];        /* refunded > frozen > expired > exhausted >
-                               pending (start in the future) > valid */
+                               pending (start in the future) > valid; a
+                               slice past expires_at that would be valid or
+                               pending is "expired" */
 } meter_pack;
 
 /* The rules of a pack, one copy for the node and the ledger (the ledger
@@ -278,8 +307,14 @@ int meter_pack_id_valid(const char *s);
  * characters of randomness the caller supplies. */
 int meter_pack_id_make(meter_time start, const char *tail_hex, char out[METER_NAME_MAX]);
 
-/* Buys a pack of `minutes` (1 … 10^7) whole minutes.  id NULL: generated
- * ("pk-YYYYMMDD-xxxxxxxx").  start 0: now.  out may be NULL. */
+/* Buys a pack of `minutes` (1 … 10^7) whole minutes for `account` (NULL:
+ * the store's `account` setting; else meter_account_valid).  id NULL:
+ * generated ("pk-YYYYMMDD-xxxxxxxx").  start 0: now.  out may be NULL.
+ * The pack and its purchase event are the account's. */
+int meter_pack_add_account(meter_store *st, const char *account, const char *id,
+                           meter_class type, int64_t minutes, meter_time start,
+                           meter_pack *out);
+/* meter_pack_add_account with the store's `account` setting. */
 int meter_pack_add(meter_store *st, const char *id, meter_class type,
                    int64_t minutes, meter_time start, meter_pack *out);
 int meter_pack_get(meter_store *st, const char *id, meter_pack *out);
@@ -288,8 +323,10 @@ typedef struct meter_pack_filter {
     const char *id_like;   /* substring of the id, or NULL */
     int type;              /* meter_class, or -1 for any */
     const char *status;    /* "valid", "expired", …, or NULL */
+    const char *account;   /* exact account, or NULL for any */
 } meter_pack_filter;
-/* Packs in deduction order (end, start, id).  filter may be NULL. */
+/* Packs in deduction order (end, start, id), lease slices included.
+ * filter may be NULL. */
 int meter_pack_list(meter_store *st, const meter_pack_filter *filter,
                     meter_pack **rows, size_t *n);
 
@@ -304,7 +341,12 @@ int meter_pack_unfreeze(meter_store *st, const char *id);
  * meter_pack_may_refund). */
 int meter_pack_refund(meter_store *st, const char *id);
 
-/* Pack-µs usable right now by `cls` (valid packs only). */
+/* Pack-µs usable right now by `cls` of `account` (NULL: the store's
+ * `account` setting): its valid own packs and its lease slices not past
+ * their expiry — what the deduction engine could take now. */
+int meter_available_account(meter_store *st, const char *account, meter_class cls,
+                            int64_t *us);
+/* meter_available_account with the store's `account` setting. */
 int meter_available(meter_store *st, meter_class cls, int64_t *us);
 
 /* --------------------------------------------------------------- usage -- */
@@ -318,6 +360,7 @@ typedef struct meter_usage_in {
     int width, height;      /* video: > 0; audio/remux: ignored */
     int64_t duration_us;    /* 1 … METER_DURATION_MAX_US */
     meter_time at;          /* when it was recorded; 0 = now */
+    const char *account;    /* NULL (or ""): the store's `account` setting */
 } meter_usage_in;
 
 typedef struct meter_usage_result {
@@ -330,8 +373,9 @@ typedef struct meter_usage_result {
 } meter_usage_result;
 
 /* Records one usage: classify, bill, deduct (realtime mode) from valid packs
- * of the same class earliest end first (then start, then id), splitting
- * across packs; the rest is overage.  Usage + deductions + outbox entries in
+ * of the same class and account earliest end first (then start, then id),
+ * splitting across packs — a lease slice only while at < its expires_at;
+ * the rest is overage.  Usage + deductions + outbox entries in
  * one transaction.  out may be NULL. */
 int meter_record(meter_store *st, const meter_usage_in *in,
                  meter_usage_result *out);
@@ -370,8 +414,8 @@ typedef struct meter_settle_result {
 } meter_settle_result;
 
 /* Daily settlement: usage of every day before today (in day_offset) not yet
- * settled is deducted per (day, class, ttype), from packs valid now whose
- * start is before that day's end (a pack bought on D+1 cannot pay day D).
+ * settled is deducted per (day, account, class, ttype), from that account's
+ * packs valid now whose start is before that day's end (a pack bought on D+1 cannot pay day D).
  * Idempotent; a no-op in realtime mode except for usage recorded while the
  * store was in daily mode.  out may be NULL. */
 int meter_settle(meter_store *st, meter_settle_result *out);
@@ -384,10 +428,13 @@ typedef struct meter_query {
     const char *ttype;     /* exact transcoding type, or NULL */
     const char *job;       /* jobs query only: exact job id, or NULL */
     meter_time from, to;   /* [from, to); 0 = unbounded */
+    const char *account;   /* exact account, or NULL for any */
 } meter_query;
 
-/* The console's usage details: one row per day × pack × transcoding type. */
+/* The console's usage details: one row per day × account × pack ×
+ * transcoding type. */
 typedef struct meter_usage_row {
+    char account[METER_NAME_MAX];
     char day[11];                  /* "2026-11-26" in day_offset: the day of
                                       the deduction, or for daily settlement
                                       the day of the usage it settles */
@@ -409,6 +456,7 @@ typedef struct meter_job_row {
     char job[METER_NAME_MAX];
     char output[METER_NAME_MAX];
     char node[METER_NAME_MAX];
+    char account[METER_NAME_MAX];
     meter_class cls;
     char ttype[METER_TTYPE_MAX];
     char codec[16];
@@ -430,6 +478,8 @@ typedef struct meter_session_row {
     char id[METER_ID_MAX];
     char job[METER_NAME_MAX];
     char output[METER_NAME_MAX];
+    char account[METER_NAME_MAX];  /* "" while a session opened without one
+                                      awaits its spool import */
     meter_class cls;
     char codec[16];
     char status[12];               /* running | done | interrupted |
@@ -451,7 +501,10 @@ int meter_sessions(meter_store *st, const meter_query *q,
  * one-line description:
  *   - per pack: total − remaining = Σ its deductions; 0 ≤ remaining ≤ total
  *   - no deduction outside its pack's validity, while frozen or refunded,
- *     or from a pack of another class
+ *     or from a pack of another class or another account
+ *   - a deduction, a settled usage, a pack event is of its charge's,
+ *     settlement's, pack's account
+ *   - a lease slice belongs to a lease of its account and class
  *   - per deduction: before − amount = after, chained per pack in time order
  *   - per charged usage: Σ its deductions + overage = billed
  *   - a refunded pack has no deductions
@@ -518,14 +571,21 @@ typedef struct meter_session_opts {
     const char *codec;      /* see meter_classify */
     unsigned flags;         /* METER_SESSION_* */
     const char *spool_dir;  /* NULL: $METER_SPOOL, else "<db>.spool" */
+    const char *account;    /* NULL: $METER_ACCOUNT, else the store's
+                               `account` setting (read when billing, for a
+                               session that opened spooled) */
 } meter_session_opts;
 
 /* A job id for this process, the same on every call: "<host>-<pid>-<t>". */
 const char *meter_default_job(void);
 
-/* Opens (or resumes, see above) a session.  Validates class and codec;
- * with ENFORCE refuses (METER_ENOMINUTES) when no valid pack of the class
- * has minutes.  With SPOOL a database that cannot be opened is not an
+/* Opens (or resumes, see above) a session.  Validates class, codec and
+ * account; with ENFORCE refuses (METER_ENOMINUTES) when the account has no
+ * minutes of the class (meter_available_account).  In farm mode (setting
+ * lease_accounts not empty) a session without minutes opens anyway when
+ * lease_policy is "continue" and the ledger is unreachable (the last sync
+ * attempt failed: meter_sync_status_get's last_error is not empty); the
+ * usage is then settled when the ledger hears of it.  With SPOOL a database that cannot be opened is not an
  * error when the spool directory can take the usage: the session runs
  * spooled (meter_session_spooled() says so); when it cannot, METER_EIO
  * (see "Nowhere to go" above). */
@@ -539,7 +599,8 @@ int meter_session_open(const meter_session_opts *o, meter_session **out,
  * starts a new segment, and so does the first report after a resume;
  * audio passes 0×0.  No I/O.  Returns METER_ENOMINUTES (progress
  * still recorded) when, with ENFORCE, the minutes billed so far exceed what
- * the packs held at the last checkpoint. */
+ * the packs held at the last checkpoint — unless the farm-mode rule of
+ * meter_session_open lets it run on (judged at open and each checkpoint). */
 int meter_session_segment(meter_session *s, int width, int height,
                           int64_t duration_us);
 
@@ -633,7 +694,8 @@ typedef struct meter_sync_record {
     int64_t amount_us;
     int64_t before_us, after_us;
     /* pack_event */
-    char action[12];                /* purchase | freeze | unfreeze | refund */
+    char action[12];                /* purchase | freeze | unfreeze | refund
+                                       (never for a lease slice) */
     /* every kind: when it happened (usage: recorded_at) */
     meter_time at;
 } meter_sync_record;
@@ -675,14 +737,83 @@ typedef struct meter_remote_pack {
     meter_time start, end;
     int frozen;
     meter_time refunded_at;         /* 0 = not refunded */
+    char account[METER_NAME_MAX];   /* "" = the store's `account` setting */
 } meter_remote_pack;
 
 /* Applies the ledger's view of a pack: adds it when new (balance = total),
  * applies freeze / unfreeze / refund (recorded as pack events).  A refund
  * of a pack this node has already used is refused (METER_EREFUSED) and
- * nothing changes; total, type and validity of a known pack must match
- * (else METER_EREFUSED: a conflict to report). */
+ * nothing changes; total, type, validity and account of a known pack must
+ * match (else METER_EREFUSED: a conflict to report). */
 int meter_pack_apply(meter_store *st, const meter_remote_pack *p);
+
+
+/* -------------------------------------------------------------- leases -- */
+/*
+ * Farm mode: minutes of the ledger's pooled packs reserved for this node.
+ * A granted lease becomes one local pack per slice of a real pack (id
+ * "<pack id>@<lease id>", account and type of the lease, total = granted,
+ * validity = the real pack's), which the deduction engine takes from like
+ * any pack while at < its expires_at (local clock: requested_at + ttl −
+ * margin, margin = min(ttl / 5, 30 s)).  Its deductions go to the ledger
+ * with pack_id = the real pack and lease_id.  No pack event is written for
+ * a slice.  The sync client (sync/) talks to the ledger; these functions
+ * keep the node's side, each in one transaction.
+ */
+typedef struct meter_lease_slice {
+    char pack_id[METER_NAME_MAX];   /* the ledger's pack */
+    int64_t granted_us;             /* 1 … METER_PACK_TOTAL_MAX_US */
+    meter_time start, end;          /* the pack's validity */
+    int voided;                     /* the ledger took it back (frozen or
+                                       refunded pack): no more deduction */
+} meter_lease_slice;
+
+typedef struct meter_lease {
+    char id[METER_ID_MAX];          /* "<node_id>-l<seq>" */
+    char account[METER_NAME_MAX];
+    meter_class cls;
+    char state[12];                 /* requested|open|released|expired|refused */
+    int64_t requested_us, granted_us, remaining_us;   /* remaining: Σ slices' remaining */
+    int64_t unsent;                 /* its deductions still in the outbox */
+    meter_time requested_at, expires_at, resolved_at; /* 0 = not yet */
+    char reason[METER_ERRMAX];      /* why it resolved, "" if not said */
+} meter_lease;
+
+/* A new lease request (state requested, want_us 1 … METER_PACK_TOTAL_MAX_US,
+ * requested_at now) — or the one already requested for (account, cls) and
+ * not answered yet, so a crash resends the same id.  account NULL: the
+ * store's `account` setting.  out may be NULL. */
+int meter_lease_request(meter_store *st, const char *account, meter_class cls,
+                        int64_t want_us, meter_lease *out);
+/* The ledger granted it: state open, one slice pack per slice (n 1 … 64),
+ * local expiry = requested_at + ttl_ms − margin; a slice granted voided
+ * takes nothing.  Idempotent: a lease already open is left as it is.
+ * METER_ENOTFOUND for an unknown id, METER_EREFUSED for a resolved lease,
+ * METER_EINVAL for a bad slice (or one whose local id would not fit
+ * METER_NAME_MAX). */
+int meter_lease_granted(meter_store *st, const char *id, int64_t ttl_ms,
+                        meter_time ledger_expires_ms, const meter_lease_slice *s, size_t n);
+/* Renewed at local time sent_at (when the renewal was sent): expires_at =
+ * sent_at + ttl_ms − margin for the lease and its slices not voided;
+ * voided slices, and slices the answer no longer lists, are frozen
+ * locally (expires_at = min(expires_at, now)).  A slice the node does not
+ * know is METER_EREFUSED (nothing changes).  Idempotent.  The lease must be
+ * open (METER_EREFUSED when resolved). */
+int meter_lease_renewed(meter_store *st, const char *id, meter_time sent_at, int64_t ttl_ms,
+                        meter_time ledger_expires_ms, const meter_lease_slice *s, size_t n);
+/* Resolved at the ledger (state released | expired | refused): its slices
+ * take no more deductions (expires_at = min(expires_at, now)), resolved_at
+ * now.  reason may be NULL.  A lease resolves once: resolving a resolved
+ * lease again changes nothing and returns METER_OK. */
+int meter_lease_resolved(meter_store *st, const char *id, const char *state, const char *reason);
+/* Leases by request time (then id); account NULL: any; open_only: state
+ * open. */
+int meter_lease_list(meter_store *st, const char *account /* NULL any */, int open_only,
+                     meter_lease **rows, size_t *n);
+/* Σ billed_us of usage of (account, cls) recorded in [now − window_ms, now)
+ * — the burn rate a renewal is sized by.  account NULL: the store's. */
+int meter_burn(meter_store *st, const char *account, meter_class cls, meter_time window_ms,
+               int64_t *billed_us);
 
 #ifdef __cplusplus
 }

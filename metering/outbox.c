@@ -36,6 +36,11 @@ static void read_record(sqlite3_stmt *q, void *row, void *node_name)
     } else if (strcmp(r->kind, "deduction") == 0) {
         meter_col_text(q, 20, r->charge_id, sizeof r->charge_id);
         meter_col_text(q, 21, r->pack_id, sizeof r->pack_id);
+        /* a slice goes out as the ledger's pack and the lease */
+        if (sqlite3_column_type(q, 40) != SQLITE_NULL) {
+            meter_col_text(q, 39, r->pack_id, sizeof r->pack_id);
+            meter_col_text(q, 40, r->lease_id, sizeof r->lease_id);
+        }
         r->cls = (meter_class)sqlite3_column_int(q, 22);
         meter_col_text(q, 23, r->ttype, sizeof r->ttype);
         r->at = sqlite3_column_int64(q, 24);
@@ -55,6 +60,9 @@ static void read_record(sqlite3_stmt *q, void *row, void *node_name)
         meter_col_text(q, 36, r->action, sizeof r->action);
         r->at = sqlite3_column_int64(q, 37);
     }
+    meter_col_text(q, 38, r->account, sizeof r->account);
+    if (!r->account[0])  /* (a record the outbox lost: never sent as such) */
+        meter_copy(r->account, sizeof r->account, METER_ACCOUNT_DEFAULT);
 }
 
 int meter_outbox_fetch(meter_store *st, size_t max, meter_sync_record **rows, size_t *n)
@@ -73,12 +81,15 @@ int meter_outbox_fetch(meter_store *st, size_t max, meter_sync_record **rows, si
         " d.charge_id, d.pack_id, d.class, d.ttype, d.at, d.day, d.amount_us, d.before_us,"
         " d.after_us,"
         " s.day, s.class, s.ttype, s.deductible, s.billed_us, s.at,"
-        " e.pack_id, e.action, e.at"
+        " e.pack_id, e.action, e.at,"
+        " coalesce(u.account, d.account, s.account, e.account),"
+        " p.source_id, p.lease_id"
         " FROM outbox o"
         " LEFT JOIN usage u ON o.kind = 'usage' AND u.id = o.record_id"
         " LEFT JOIN deductions d ON o.kind = 'deduction' AND d.id = o.record_id"
         " LEFT JOIN settlements s ON o.kind = 'settlement' AND s.id = o.record_id"
         " LEFT JOIN pack_events e ON o.kind = 'pack_event' AND e.id = o.record_id"
+        " LEFT JOIN packs p ON p.id = d.pack_id AND p.lease_id IS NOT NULL"
         " WHERE o.quarantined_at IS NULL ORDER BY o.seq LIMIT ?1");
     if (!q)
         return METER_EDB;

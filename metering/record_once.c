@@ -71,7 +71,7 @@ static int compare_keyed(meter_store *st, const char *id, const char *key,
 {
     *exists = 0;
     sqlite3_stmt *q = meter_prepare(st,
-        "SELECT s.job, s.output, s.class, s.codec, g.width, g.height, g.duration_us"
+        "SELECT s.job, s.output, s.class, s.codec, g.width, g.height, g.duration_us, s.account"
         " FROM sessions s LEFT JOIN session_segments g ON g.session_id = s.id AND g.idx = 0"
         " WHERE s.id = ?1");
     if (!q)
@@ -83,14 +83,22 @@ static int compare_keyed(meter_store *st, const char *id, const char *key,
         return step == SQLITE_DONE ? METER_OK : meter_fail_db(st, "read sessions");
     }
     *exists = 1;
-    char job[METER_NAME_MAX], output[METER_NAME_MAX], codec[32];
+    char job[METER_NAME_MAX], output[METER_NAME_MAX], codec[32], account[METER_NAME_MAX];
+    char want[METER_NAME_MAX];
     meter_col_text(q, 0, job, sizeof job);
+    meter_col_text(q, 7, account, sizeof account);
     meter_col_text(q, 1, output, sizeof output);
     meter_col_text(q, 3, codec, sizeof codec);
     int cls = sqlite3_column_int(q, 2), w = sqlite3_column_int(q, 4),
         h = sqlite3_column_int(q, 5);
     int64_t dur = sqlite3_column_int64(q, 6);
     sqlite3_finalize(q);
+    int rc = meter_resolve_account(st, in->account, "account", want);
+    if (rc != METER_OK)
+        return rc;
+    if (strcmp(account, want) != 0)
+        return meter_fail(st, METER_EEXIST, "record key '%s' is taken by a usage of account "
+                          "'%.80s', not '%.80s': nothing billed", key, account, want);
     if (strcmp(job, in->job) || strcmp(output, in->output) || cls != (int)in->cls ||
         strcmp(codec, in->codec) || w != in->width || h != in->height || dur != in->duration_us)
         return meter_fail(st, METER_EEXIST, "record key '%s' is taken by another usage (job "
@@ -145,6 +153,8 @@ static int bill(meter_store *st, const meter_usage_in *in, const char *id, unsig
     struct meter_session_state s;
     memset(&s, 0, sizeof s);
     int rc = meter_get_node(st, s.node);
+    if (rc == METER_OK)
+        rc = meter_resolve_account(st, in->account, "account", s.account);
     if (rc != METER_OK)
         return rc;
     meter_copy(s.id, sizeof s.id, id);

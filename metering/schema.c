@@ -163,8 +163,52 @@ static const char schema_v1[] =
     "CREATE TRIGGER pack_events_append_only_d BEFORE DELETE ON pack_events"
     "  BEGIN SELECT RAISE(ABORT, 'pack events are append-only'); END;";
 
+/* Version 2: accounts (every money row names the customer it belongs to;
+ * a version-1 database is one customer's, "default") and lease slices
+ * (farm mode: a pack row that is a part of one of the ledger's packs,
+ * reserved for this node until expires_at).  ALTER TABLE … ADD COLUMN
+ * fires no UPDATE trigger, so the append-only tables take their column. */
+static const char schema_v2[] =
+    "ALTER TABLE packs       ADD COLUMN account TEXT NOT NULL DEFAULT 'default';"
+    "ALTER TABLE packs       ADD COLUMN lease_id TEXT;"     /* NULL: an own pack */
+    "ALTER TABLE packs       ADD COLUMN source_id TEXT;"    /* a slice: the ledger's pack */
+    "ALTER TABLE packs       ADD COLUMN expires_at INTEGER;"/* a slice: no deduction at or after */
+    "ALTER TABLE pack_events ADD COLUMN account TEXT NOT NULL DEFAULT 'default';"
+    "ALTER TABLE usage       ADD COLUMN account TEXT NOT NULL DEFAULT 'default';"
+    "ALTER TABLE deductions  ADD COLUMN account TEXT NOT NULL DEFAULT 'default';"
+    "ALTER TABLE settlements ADD COLUMN account TEXT NOT NULL DEFAULT 'default';"
+    /* sessions: '' while a spooled session waits to learn the store's */
+    "ALTER TABLE sessions    ADD COLUMN account TEXT NOT NULL DEFAULT 'default';"
+
+    /* Deduction order within one account; slices of a lease. */
+    "CREATE INDEX packs_account_order ON packs(account, type, end_at, start_at, id);"
+    "CREATE INDEX packs_lease ON packs(lease_id) WHERE lease_id IS NOT NULL;"
+    /* Daily settlement groups by account; the burn rate reads recent usage. */
+    "CREATE INDEX usage_daily_account ON usage(daily, day, account, class, ttype, seq);"
+    "CREATE INDEX usage_burn ON usage(account, class, recorded_at);"
+    "CREATE INDEX deductions_account ON deductions(account, day);"
+
+    "CREATE TABLE leases("
+    "  id                TEXT PRIMARY KEY,"   /* <node_id>-l<seq> */
+    "  account           TEXT NOT NULL,"
+    "  class             INTEGER NOT NULL CHECK (class IN (0, 1)),"
+    "  state             TEXT NOT NULL CHECK (state IN ('requested', 'open', 'released',"
+    "                    'expired', 'refused')),"
+    "  requested_us      INTEGER NOT NULL CHECK (requested_us > 0),"
+    "  granted_us        INTEGER NOT NULL DEFAULT 0 CHECK (granted_us >= 0),"
+    "  requested_at      INTEGER NOT NULL,"   /* local clock, first send */
+    "  expires_at        INTEGER,"            /* local: requested_at + ttl − margin */
+    "  ledger_expires_ms INTEGER,"            /* the ledger's own expiry (its clock) */
+    "  resolved_at       INTEGER,"
+    "  reason            TEXT);"
+    "CREATE INDEX leases_state ON leases(account, class, state);"
+
+    "INSERT OR IGNORE INTO meta(key, value) VALUES ('account', 'default'),"
+    " ('lease_accounts', ''), ('lease_policy', 'continue'), ('lease_minutes', '10');";
+
 static const char *const migrations[] = {
     schema_v1,
+    schema_v2,
 };
 
 int meter_schema_version(void)

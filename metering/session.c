@@ -35,6 +35,10 @@ struct meter_session {
     atomic_int detached;
     int new_segment;           /* resumed: the next report starts a segment */
     int64_t available_us;      /* ENFORCE: pack-µs usable at the last check */
+    int open_anyway;           /* ENFORCE in farm mode: run on without minutes
+                                  (policy continue, ledger unreachable) */
+    char want_account[METER_NAME_MAX];  /* the option or $METER_ACCOUNT; ""
+                                           = the store's setting */
     struct meter_session *next;
 };
 
@@ -116,7 +120,8 @@ static void registry_remove(meter_session *s)
  * same class, codec and flags) to resume, and how many live ones already use
  * this job/output label (then the new one gets "#N"). */
 static meter_session *registry_find(const char *db, const char *job, const char *output,
-                                    const meter_session_opts *o, int *in_use)
+                                    const meter_session_opts *o, const char *account,
+                                    int *in_use)
 {
     *in_use = 0;
     for (meter_session *s = registry; s; s = s->next) {
@@ -130,7 +135,7 @@ static meter_session *registry_find(const char *db, const char *job, const char 
          * namesake: still the same output, when class, codec and flags
          * agree. */
         if (s->detached && s->state.cls == o->cls && !strcmp(s->state.codec, o->codec) &&
-            s->state.flags == o->flags)
+            s->state.flags == o->flags && !strcmp(s->want_account, account))
             return s;
         (*in_use)++;
     }
@@ -149,8 +154,8 @@ static int insert_running(meter_session *s)
         return rc;
     sqlite3_stmt *w = meter_prepare(st,
         "INSERT INTO sessions(id, job, output, node, host, pid, proc_start, boot_id, class,"
-        " codec, flags, status, opened_at, updated_at, spool_dir) VALUES(?1, ?2, ?3, ?4, ?5,"
-        " ?6, ?7, ?8, ?9, ?10, ?11, 'running', ?12, ?12, ?13)");
+        " codec, flags, status, opened_at, updated_at, spool_dir, account) VALUES(?1, ?2, ?3,"
+        " ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'running', ?12, ?12, ?13, ?14)");
     if (!w)
         return METER_EDB;
     sqlite3_bind_text(w, 1, x->id, -1, SQLITE_STATIC);
@@ -166,18 +171,36 @@ static int insert_running(meter_session *s)
     sqlite3_bind_int(w, 11, (int)x->flags);
     sqlite3_bind_int64(w, 12, x->opened_at);
     sqlite3_bind_text(w, 13, x->spool_dir, -1, SQLITE_STATIC);
+    sqlite3_bind_text(w, 14, x->account, -1, SQLITE_STATIC);
     return meter_exec_stmt(st, w, "open session");
 }
 
-/* ENFORCE at open: refuse when no valid pack of the class has minutes. */
+/* ENFORCE: the account's minutes now, and whether the farm-mode rule lets
+ * a job without them run (meter_enforce_rule). */
+static int read_minutes(meter_session *s, int *farm)
+{
+    int rc = meter_available_account(s->st, s->state.account, s->state.cls, &s->available_us);
+    if (rc == METER_OK)
+        rc = meter_enforce_rule(s->st, farm, &s->open_anyway);
+    return rc;
+}
+
+/* ENFORCE at open: refuse when the account has no minutes of the class —
+ * in farm mode unless the rule says run on. */
 static int check_minutes(meter_session *s)
 {
-    int rc = meter_available(s->st, s->state.cls, &s->available_us);
+    int farm = 0;
+    int rc = read_minutes(s, &farm);
     if (rc != METER_OK)
         snprintf(s->err, sizeof s->err, "%s", meter_errmsg(s->st));
-    else if (s->available_us == 0) {
-        snprintf(s->err, sizeof s->err, "no valid %s pack has minutes left (enforce is on)",
-                 meter_class_name(s->state.cls));
+    else if (s->available_us == 0 && !s->open_anyway) {
+        if (farm)
+            snprintf(s->err, sizeof s->err, "account %.100s has no %s minutes in lease "
+                     "slices or own packs, and the ledger is reachable or lease_policy is "
+                     "stop (enforce is on)", s->state.account, meter_class_name(s->state.cls));
+        else
+            snprintf(s->err, sizeof s->err, "no valid %s pack has minutes left (account "
+                     "%.100s; enforce is on)", meter_class_name(s->state.cls), s->state.account);
         rc = METER_ENOMINUTES;
     }
     return rc;
@@ -213,6 +236,9 @@ static int attach_store(meter_session *s)
     if (rc == METER_OK) {
         meter_reap(s->st, NULL);  /* best effort: bill dead jobs' last state */
         rc = meter_classify(s->st, x->cls, x->codec, 16, 16, &spec, s->err);
+        if (rc == METER_OK && (rc = meter_resolve_account(s->st, s->want_account, "account",
+                                                          x->account)) != METER_OK)
+            snprintf(s->err, sizeof s->err, "%s", meter_errmsg(s->st));
         if (rc == METER_OK && (x->flags & METER_SESSION_ENFORCE))
             rc = check_minutes(s);
         if (rc == METER_OK) {
@@ -240,6 +266,8 @@ static int attach_store(meter_session *s)
         if (meter_spool_probe(x->spool_dir, why) != METER_OK)
             return nowhere_to_go(s, rc, why);
         meter_copy(x->node, sizeof x->node, x->host);
+        /* the store's account, if none was given, is read when billed */
+        meter_copy(x->account, sizeof x->account, s->want_account);
         snprintf(x->id, sizeof x->id, "%.40s-%d-%lld-%u", x->host, x->pid,
                  (long long)x->opened_at, atomic_fetch_add(&spool_counter, 1) + 1);
         /* a record id on the wire: a host name with other characters
@@ -272,6 +300,14 @@ int meter_session_open(const meter_session_opts *o, meter_session **out,
         return meter_fail_buf(err, METER_EINVAL, "codec is missing or too long");
     if (o->cls != METER_CLASS_GENERAL && o->cls != METER_CLASS_TSC)
         return meter_fail_buf(err, METER_EINVAL, "unknown class (general or tsc)");
+    const char *account = o->account;
+    if (!account || !*account)
+        account = getenv("METER_ACCOUNT");
+    if (!account)
+        account = "";
+    if (*account && !meter_account_valid(account))
+        return meter_fail_buf(err, METER_EINVAL, "invalid account '%.80s' (1 to %d letters, "
+                              "digits, '.', '_', '-', ':')", account, METER_NAME_MAX - 1);
 
     pthread_once(&exit_once, register_exit_handler);
     meter_session *s = calloc(1, sizeof *s);
@@ -281,7 +317,7 @@ int meter_session_open(const meter_session_opts *o, meter_session **out,
 
     pthread_mutex_lock(&registry_lock);
     int in_use;
-    meter_session *old = registry_find(db, job, o->output, o, &in_use);
+    meter_session *old = registry_find(db, job, o->output, o, account, &in_use);
     if (old) {
         /* A re-initialised graph: continue the detached session. */
         atomic_store(&old->detached, 0);
@@ -304,6 +340,7 @@ int meter_session_open(const meter_session_opts *o, meter_session **out,
     x->cls = o->cls;
     meter_copy(x->codec, sizeof x->codec, o->codec);
     x->flags = o->flags;
+    meter_copy(s->want_account, sizeof s->want_account, account);
     s->next = registry;
     registry = s;
     pthread_mutex_unlock(&registry_lock);
@@ -380,7 +417,7 @@ int meter_session_segment(meter_session *s, int width, int height, int64_t durat
     } else {
         g->duration_us = duration_us;
     }
-    if (rc == METER_OK && (x->flags & METER_SESSION_ENFORCE) && s->st &&
+    if (rc == METER_OK && (x->flags & METER_SESSION_ENFORCE) && s->st && !s->open_anyway &&
         estimated_billed(s) > s->available_us) {
         snprintf(s->err, sizeof s->err, "the %s packs ran out of minutes",
                  meter_class_name(x->cls));
@@ -423,8 +460,9 @@ static int checkpoint_locked(meter_session *s)
         if (rc == METER_OK)
             rc = meter_session_save_segments(s->st, x);
         rc = meter_tx_end(s->st, rc);
+        int farm;
         if (rc == METER_OK && (x->flags & METER_SESSION_ENFORCE))
-            meter_available(s->st, x->cls, &s->available_us);
+            read_minutes(s, &farm);
         if (rc != METER_OK)
             snprintf(s->err, sizeof s->err, "%s", meter_errmsg(s->st));
     }

@@ -28,7 +28,7 @@ int meter_state_push(struct meter_session_state *s, int width, int height, int64
 
 /* Inserts the session row as final, or moves a running row to final. */
 static int close_row(meter_store *st, const struct meter_session_state *s, const char *status,
-                     meter_time now)
+                     const char *account, meter_time now)
 {
     sqlite3_stmt *q = meter_prepare(st, "SELECT status FROM sessions WHERE id = ?1");
     if (!q)
@@ -53,8 +53,8 @@ static int close_row(meter_store *st, const struct meter_session_state *s, const
     } else {
         w = meter_prepare(st,
             "INSERT INTO sessions(id, status, updated_at, finalized_at, job, output, node, host,"
-            " pid, proc_start, class, codec, flags, opened_at, boot_id, spool_dir)"
-            " VALUES(?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)");
+            " pid, proc_start, class, codec, flags, opened_at, boot_id, spool_dir, account)"
+            " VALUES(?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)");
         if (!w)
             return METER_EDB;
         sqlite3_bind_text(w, 4, s->job, -1, SQLITE_STATIC);
@@ -69,6 +69,7 @@ static int close_row(meter_store *st, const struct meter_session_state *s, const
         sqlite3_bind_int64(w, 13, s->opened_at);
         sqlite3_bind_text(w, 14, s->boot_id, -1, SQLITE_STATIC);
         sqlite3_bind_text(w, 15, s->spool_dir, -1, SQLITE_STATIC);
+        sqlite3_bind_text(w, 16, account, -1, SQLITE_STATIC);
     }
     sqlite3_bind_text(w, 1, s->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(w, 2, status, -1, SQLITE_STATIC);
@@ -154,9 +155,13 @@ int meter_session_bill_tx(meter_store *st, const struct meter_session_state *s,
                           const char *status, meter_time at, meter_session_summary *sum)
 {
     int dup = 0;
-    int rc = billed_before(st, s, &dup);
+    char account[METER_NAME_MAX];
+    /* a session that opened spooled without an account learns the store's */
+    int rc = meter_resolve_account(st, s->account, "account", account);
     if (rc == METER_OK)
-        rc = close_row(st, s, dup ? "duplicate" : status, meter_now());
+        rc = billed_before(st, s, &dup);
+    if (rc == METER_OK)
+        rc = close_row(st, s, dup ? "duplicate" : status, account, meter_now());
     if (rc == METER_OK)
         rc = meter_session_save_segments(st, s);
     if (rc != METER_OK)
@@ -206,7 +211,7 @@ int meter_session_bill_tx(meter_store *st, const struct meter_session_state *s,
         meter_usage_in in = {
             .job = s->job, .output = s->output, .cls = s->cls, .codec = s->codec,
             .width = s->seg[r.first].width, .height = s->seg[r.first].height,
-            .duration_us = r.duration, .at = at,
+            .duration_us = r.duration, .at = at, .account = account,
         };
         int64_t bill = r.duration + (r.first == longest.first ? extra : 0);
         meter_usage_result u;
@@ -239,7 +244,7 @@ static int load_state(meter_store *st, const char *id, struct meter_session_stat
     memset(s, 0, sizeof *s);
     sqlite3_stmt *q = meter_prepare(st,
         "SELECT id, job, output, node, host, class, codec, flags, pid, proc_start, opened_at,"
-        " updated_at, boot_id, spool_dir FROM sessions WHERE id = ?1");
+        " updated_at, boot_id, spool_dir, account FROM sessions WHERE id = ?1");
     if (!q)
         return METER_EDB;
     sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
@@ -261,6 +266,7 @@ static int load_state(meter_store *st, const char *id, struct meter_session_stat
     s->updated_at = sqlite3_column_int64(q, 11);
     meter_col_text(q, 12, s->boot_id, sizeof s->boot_id);
     meter_col_text(q, 13, s->spool_dir, sizeof s->spool_dir);
+    meter_col_text(q, 14, s->account, sizeof s->account);
     sqlite3_finalize(q);
 
     q = meter_prepare(st, "SELECT width, height, duration_us FROM session_segments"

@@ -13,9 +13,13 @@
  *
  * Format, one "key value" per line (values are names without control
  * characters, so a line cannot break them):
- *   ffmeter-spool 1 / id / job / output / node / host / class / codec /
- *   flags / pid / proc_start / boot_id / opened_at / updated_at / final /
- *   interrupted / segment W H DURATION_US (repeated) / end
+ *   ffmeter-spool 2 / id / job / output / node / host / [account] / class /
+ *   codec / flags / pid / proc_start / boot_id / opened_at / updated_at /
+ *   final / interrupted / segment W H DURATION_US (repeated) / end
+ * account is written when the session knew it (an option or
+ * $METER_ACCOUNT); without it the store's `account` setting applies when
+ * the file is billed.  Version 1 files (before accounts, no account line)
+ * are still read.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -30,7 +34,8 @@
 
 #include "internal.h"
 
-#define SPOOL_MAGIC "ffmeter-spool 1"
+#define SPOOL_MAGIC "ffmeter-spool 2"
+#define SPOOL_MAGIC_V1 "ffmeter-spool 1"
 
 static void spool_path(char *buf, size_t cap, const char *dir, const char *id,
                        const char *suffix)
@@ -57,6 +62,8 @@ int meter_spool_write(const char *dir, const struct meter_session_state *s,
             SPOOL_MAGIC, s->id, s->job, s->output, s->node, s->host, meter_class_name(s->cls),
             s->codec, s->flags, s->pid, s->proc_start, s->boot_id, s->opened_at, s->updated_at,
             s->final, s->interrupted);
+    if (s->account[0])
+        fprintf(f, "account %s\n", s->account);
     for (int i = 0; i < s->nseg; i++)
         fprintf(f, "segment %d %d %" PRId64 "\n", s->seg[i].width, s->seg[i].height,
                 s->seg[i].duration_us);
@@ -123,13 +130,15 @@ int meter_spool_read(meter_store *st, const char *path, struct meter_session_sta
         return meter_fail(st, METER_EIO, "cannot read spool file '%s': %s", path,
                           strerror(errno));
     char line[512];
-    int lineno = 0, ended = 0, rc = METER_OK;
+    int lineno = 0, ended = 0, rc = METER_OK, version = 1;
     int64_t total = 0;   /* Σ segments: at most METER_DURATION_MAX_US */
     while (rc == METER_OK && fgets(line, sizeof line, f)) {
         lineno++;
         line[strcspn(line, "\n")] = '\0';
         if (lineno == 1) {
-            if (strcmp(line, SPOOL_MAGIC) != 0)
+            if (strcmp(line, SPOOL_MAGIC) == 0)
+                version = 2;
+            else if (strcmp(line, SPOOL_MAGIC_V1) != 0)
                 rc = METER_EINVAL;
             continue;
         }
@@ -151,6 +160,7 @@ int meter_spool_read(meter_store *st, const char *path, struct meter_session_sta
         else if (!strcmp(line, "output")) rc = meter_check_name(NULL, "output", val) ? METER_EINVAL : meter_copy(s->output, sizeof s->output, val);
         else if (!strcmp(line, "node")) rc = meter_copy(s->node, sizeof s->node, val) ? METER_EINVAL : 0;
         else if (!strcmp(line, "host")) rc = meter_copy(s->host, sizeof s->host, val) ? METER_EINVAL : 0;
+        else if (!strcmp(line, "account") && version >= 2) rc = meter_account_valid(val) ? meter_copy(s->account, sizeof s->account, val) : METER_EINVAL;
         else if (!strcmp(line, "class")) rc = meter_class_parse(val, &s->cls);
         else if (!strcmp(line, "codec")) rc = meter_copy(s->codec, sizeof s->codec, val) ? METER_EINVAL : 0;
         else if (!strcmp(line, "flags")) s->flags = (unsigned)strtoul(val, NULL, 10);

@@ -6,6 +6,7 @@
  * and only then are WAL mode and migrations applied.  A foreign, corrupt or
  * newer file is refused untouched.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -311,8 +312,12 @@ static int get_meta(meter_store *st, const char *key, char *buf, size_t cap)
 }
 
 static const char *const setting_keys[] = {
-    "node", "node_id", "rounding", "settlement", "day_offset",
+    "node", "node_id", "rounding", "settlement", "day_offset", "account", "lease_accounts",
+    "lease_policy", "lease_minutes",
 };
+
+/* The longest value a setting may have (lease_accounts is a list). */
+#define SETTING_MAX 4096
 
 int meter_setting_get(meter_store *st, const char *key, char **value)
 {
@@ -322,13 +327,37 @@ int meter_setting_get(meter_store *st, const char *key, char **value)
         known |= key && strcmp(key, setting_keys[i]) == 0;
     if (!known)
         return meter_fail(st, METER_EINVAL, "unknown setting '%s' (known: node, node_id, "
-                          "rounding, settlement, day_offset)", key ? key : "");
-    char buf[METER_NAME_MAX];
+                          "rounding, settlement, day_offset, account, lease_accounts, "
+                          "lease_policy, lease_minutes)", key ? key : "");
+    char buf[SETTING_MAX];
     int rc = get_meta(st, key, buf, sizeof buf);
     if (rc != METER_OK)
         return rc;
     *value = strdup(buf);
     return *value ? METER_OK : meter_fail(st, METER_ENOMEM, "out of memory");
+}
+
+/* lease_accounts: "" or a comma list of ACCOUNT or ACCOUNT:CLASS, each once. */
+static int check_lease_accounts(meter_store *st, const char *value)
+{
+    if (strlen(value) >= SETTING_MAX)
+        return meter_fail(st, METER_EINVAL, "lease_accounts is too long (at most %d bytes)",
+                          SETTING_MAX - 1);
+    for (const char *p = value; *p;) {
+        size_t n = strcspn(p, ",");
+        char item[SETTING_MAX], account[METER_NAME_MAX];
+        meter_class cls;
+        memcpy(item, p, n);
+        item[n] = '\0';
+        if (meter_lease_item(item, account, &cls) < 0)
+            return meter_fail(st, METER_EINVAL, "lease_accounts: '%.80s' is not ACCOUNT or "
+                              "ACCOUNT:CLASS (account names: letters, digits, '.', '_', "
+                              "'-', ':'; class general or tsc)", item);
+        p += n;
+        if (*p == ',' && !*++p)
+            return meter_fail(st, METER_EINVAL, "lease_accounts ends with a comma");
+    }
+    return METER_OK;
 }
 
 int meter_setting_set(meter_store *st, const char *key, const char *value)
@@ -356,11 +385,35 @@ int meter_setting_set(meter_store *st, const char *key, const char *value)
         snprintf(canon, sizeof canon, "%c%02d:%02d", off < 0 ? '-' : '+',
                  abs(off) / 60, abs(off) % 60);
         value = canon;
+    } else if (strcmp(key, "account") == 0) {
+        if (!meter_account_valid(value))
+            return meter_fail(st, METER_EINVAL, "invalid account name '%.80s' (1 to %d "
+                              "letters, digits, '.', '_', '-', ':')", value, METER_NAME_MAX - 1);
+    } else if (strcmp(key, "lease_accounts") == 0) {
+        int rc = check_lease_accounts(st, value);
+        if (rc != METER_OK)
+            return rc;
+    } else if (strcmp(key, "lease_policy") == 0) {
+        if (strcmp(value, "continue") != 0 && strcmp(value, "stop") != 0)
+            return meter_fail(st, METER_EINVAL, "lease_policy must be continue or stop, "
+                              "not '%.80s'", value);
+    } else if (strcmp(key, "lease_minutes") == 0) {
+        char *end;
+        errno = 0;
+        long long m = strtoll(value, &end, 10);
+        if (end == value || *end || errno || m < 1 || m > METER_PACK_MINUTES_MAX ||
+            !isdigit((unsigned char)value[0]))
+            return meter_fail(st, METER_EINVAL, "lease_minutes must be a whole number of "
+                              "minutes from 1 to %lld, not '%.80s'",
+                              (long long)METER_PACK_MINUTES_MAX, value);
+        snprintf(canon, sizeof canon, "%lld", m);
+        value = canon;
     } else if (strcmp(key, "node_id") == 0) {
         return meter_fail(st, METER_EINVAL, "node_id is fixed when the database is created");
     } else {
         return meter_fail(st, METER_EINVAL, "unknown setting '%s' (known: node, rounding, "
-                          "settlement, day_offset)", key);
+                          "settlement, day_offset, account, lease_accounts, lease_policy, "
+                          "lease_minutes)", key);
     }
     int rc = meter_tx_begin(st);
     if (rc != METER_OK)
@@ -405,4 +458,39 @@ int meter_get_day_offset(meter_store *st, int *offset_min)
 int meter_get_node(meter_store *st, char node[METER_NAME_MAX])
 {
     return get_meta(st, "node", node, METER_NAME_MAX);
+}
+
+int meter_resolve_account(meter_store *st, const char *given, const char *what,
+                          char account[METER_NAME_MAX])
+{
+    if (given && *given) {
+        if (!meter_account_valid(given))
+            return meter_fail(st, METER_EINVAL, "invalid %s '%.80s' (1 to %d letters, "
+                              "digits, '.', '_', '-', ':')", what, given, METER_NAME_MAX - 1);
+        return meter_copy(account, METER_NAME_MAX, given) == 0 ? METER_OK : METER_EINVAL;
+    }
+    return get_meta(st, "account", account, METER_NAME_MAX);
+}
+
+int meter_get_setting_text(meter_store *st, const char *key, char *buf, size_t cap)
+{
+    return get_meta(st, key, buf, cap);
+}
+
+int meter_lease_item(const char *item, char account[METER_NAME_MAX], meter_class *cls)
+{
+    const char *colon = strrchr(item, ':');
+    size_t n = strlen(item);
+    int has_class = 0;
+    if (colon && meter_class_parse(colon + 1, cls) == METER_OK) {
+        n = (size_t)(colon - item);
+        has_class = 1;
+    }
+    if (n == 0 || n >= METER_NAME_MAX)
+        return -1;
+    memcpy(account, item, n);
+    account[n] = '\0';
+    if (!meter_account_valid(account))
+        return -1;
+    return has_class;
 }

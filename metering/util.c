@@ -235,6 +235,19 @@ int meter_check_record_id(const char *s)
     return 1;
 }
 
+/* The one definition of the name syntax of accounts (and of node names on
+ * the wire: sync/protocol.c may call it). */
+int meter_account_valid(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n >= METER_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && !strchr("._-:", s[i]))
+            return 0;
+    return 1;
+}
+
 int meter_outbox_add(meter_store *st, const char *kind, const char *record_id,
                      meter_time at)
 {

@@ -1,5 +1,5 @@
 /*
- * verify.c — checks every money invariant (internal.h I1–I4) and reports
+ * verify.c — checks every money invariant (internal.h I1–I5) and reports
  * each violation as one line.  Each check is a query whose rows are the
  * violations, already worded.
  */
@@ -41,6 +41,42 @@ static const char *const checks[] = {
     "  - 60000 * ((SELECT CAST(substr(value, 1, 3) AS INTEGER) * 60"
     "    + (CASE WHEN substr(value, 1, 1) = '-' THEN -1 ELSE 1 END)"
     "      * CAST(substr(value, 5, 2) AS INTEGER) FROM meta WHERE key = 'day_offset')))",
+
+    /* I5: accounts never mix; slices belong to a lease of theirs. */
+    "SELECT printf('deduction %s: account %s taken from pack %s of account %s',"
+    "  d.id, d.account, p.id, p.account)"
+    " FROM deductions d JOIN packs p ON p.id = d.pack_id WHERE d.account <> p.account",
+
+    "SELECT printf('deduction %s: account %s for a charge of account %s', d.id, d.account,"
+    "  coalesce(u.account, s.account))"
+    " FROM deductions d LEFT JOIN usage u ON u.id = d.charge_id"
+    " LEFT JOIN settlements s ON s.id = d.charge_id"
+    " WHERE d.account <> coalesce(u.account, s.account)",
+
+    "SELECT printf('usage %s: account %s settled by settlement %s of account %s',"
+    "  u.id, u.account, s.id, s.account)"
+    " FROM settled_usage su JOIN usage u ON u.seq = su.usage_seq"
+    " JOIN settlements s ON s.id = su.settlement_id WHERE u.account <> s.account",
+
+    "SELECT printf('pack event %s: account %s for pack %s of account %s',"
+    "  e.id, e.account, p.id, p.account)"
+    " FROM pack_events e JOIN packs p ON p.id = e.pack_id WHERE e.account <> p.account",
+
+    "SELECT printf('pack %s: a slice of lease %s, which does not exist', p.id, p.lease_id)"
+    " FROM packs p WHERE p.lease_id IS NOT NULL"
+    " AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.id = p.lease_id)",
+
+    "SELECT printf('pack %s: slice of account %s, type %d in lease %s of account %s, class %d',"
+    "  p.id, p.account, p.type, l.id, l.account, l.class)"
+    " FROM packs p JOIN leases l ON l.id = p.lease_id"
+    " WHERE p.account <> l.account OR p.type <> l.class",
+
+    "SELECT printf('pack %s: a lease slice without its source pack or expiry', id)"
+    " FROM packs WHERE lease_id IS NOT NULL AND (source_id IS NULL OR expires_at IS NULL)",
+
+    "SELECT printf('pack %s: a lease slice with pack events', e.pack_id)"
+    " FROM pack_events e JOIN packs p ON p.id = e.pack_id WHERE p.lease_id IS NOT NULL"
+    " GROUP BY e.pack_id",
 
     /* Balances chain: before − amount = after, and each deduction starts
      * where the pack's previous one ended (the first at the total). */

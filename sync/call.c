@@ -2,12 +2,14 @@
  * call.c — one request to the ledger with retries.
  *
  * Retried (backoff + jitter, honouring Retry-After): no answer at all
- * (refused, reset, timeout), 408, 429, 5xx, and a 200 whose body is not
+ * (refused, reset, timeout), 408, 429, 5xx, and a 2xx whose body is not
  * the JSON the protocol promises.  Not retried: 401/403 (credentials),
  * every other 4xx (the request itself is wrong; retrying cannot help) and
  * TLS verification failures.
  * Retrying a batch is harmless: the ledger answers "duplicates" for what
- * it already stored.
+ * it already stored; retrying a lease request too: the same id gets the
+ * lease already stored.  A caller may list statuses that are answers, not
+ * failures (a 422 refusing a lease): those come back at once.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,14 +37,31 @@ static void describe(const sync_resp *r, char *out, size_t cap)
         snprintf(out, cap, "ledger answered HTTP %ld", r->status);
 }
 
+static int expected(const long *expect, long status)
+{
+    for (; expect && *expect; expect++)
+        if (*expect == status)
+            return 1;
+    return 0;
+}
+
 int sync_call(sync_ctx *c, const char *method, const char *path, const char *body, size_t len,
               sync_check_fn check, void *arg, json_t **answer, long *status)
+{
+    return sync_call_expect(c, method, path, body, len, check, arg, NULL, answer, status, NULL);
+}
+
+int sync_call_expect(sync_ctx *c, const char *method, const char *path, const char *body,
+                     size_t len, sync_check_fn check, void *arg, const long *expect,
+                     json_t **answer, long *status, char msg[PROTO_ERRMAX])
 {
     const meter_sync_config *cfg = c->cfg;
     char last[METER_ERRMAX] = "";
     int fatal = 0;
     *answer = NULL;
     *status = 0;
+    if (msg)
+        msg[0] = '\0';
     for (int attempt = 0; attempt <= cfg->retries; attempt++) {
         if (attempt > 0 && sync_stopped(c))
             return sync_fail(c, METER_SYNC_ESTOPPED, "stopped by a signal; last error: %s",
@@ -57,7 +76,14 @@ int sync_call(sync_ctx *c, const char *method, const char *path, const char *bod
                              path);
         }
         char what[METER_ERRMAX];
-        if (r.status == 200) {
+        if (expected(expect, r.status)) {
+            char code[32], m[PROTO_ERRMAX] = "";
+            if (msg && r.body && proto_error_parse(r.body, r.len, code, m) == PROTO_OK)
+                snprintf(msg, PROTO_ERRMAX, "%s", m);
+            sync_resp_free(&r);
+            return METER_OK;
+        }
+        if (r.status >= 200 && r.status < 300) {   /* 200, or 201 for a new lease */
             json_error_t je;
             json_t *j = r.body ? json_loadb(r.body, r.len, 0, &je) : NULL;
             char perr[PROTO_ERRMAX] = "";
@@ -100,10 +126,10 @@ int sync_call(sync_ctx *c, const char *method, const char *path, const char *bod
             return sync_fail(c, METER_SYNC_ESTOPPED, "stopped by a signal; last error: %s",
                              last);
     }
-    int rc = *status == 200 ? METER_SYNC_EPROTO : METER_SYNC_ENET;
-    char msg[METER_ERRMAX];
-    snprintf(msg, sizeof msg, "%.210s (gave up after %d attempt%s)", last, cfg->retries + 1,
-             cfg->retries ? "s" : "");
-    meter_sync_note(c->st, msg);
-    return sync_fail(c, rc, "%s", msg);
+    int rc = *status >= 200 && *status < 300 ? METER_SYNC_EPROTO : METER_SYNC_ENET;
+    char gave_up[METER_ERRMAX];
+    snprintf(gave_up, sizeof gave_up, "%.210s (gave up after %d attempt%s)", last,
+             cfg->retries + 1, cfg->retries ? "s" : "");
+    meter_sync_note(c->st, gave_up);
+    return sync_fail(c, rc, "%s", gave_up);
 }

@@ -1,5 +1,6 @@
 /*
- * client.c — meter_sync_run: push, then pull, then note the outcome.
+ * client.c — meter_sync_run: push, then pull, then leases, then note the
+ * outcome.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -89,6 +90,9 @@ int meter_sync_run(meter_store *st, const meter_sync_config *cfg, meter_sync_rep
     /* applying packs queues pack events: send them now, not next time */
     if (rc == METER_OK && out->packs_applied > 0)
         rc = sync_push(&c);
+    /* leases last: their releases need the deductions acknowledged first */
+    if (rc == METER_OK)
+        rc = sync_leases(&c);
     sync_http_close(c.http);
 
     if (rc != METER_OK) {

@@ -30,6 +30,8 @@ void meter_sync_config_init(meter_sync_config *cfg)
     cfg->retries = METER_SYNC_DEFAULT_RETRIES;
     cfg->backoff_base_ms = METER_SYNC_BACKOFF_BASE_MS;
     cfg->backoff_cap_ms = METER_SYNC_BACKOFF_CAP_MS;
+    cfg->leases = -1;
+    cfg->lease_period_ms = METER_SYNC_LEASE_PERIOD_MS;
 }
 
 void meter_sync_config_clear(meter_sync_config *cfg)
@@ -176,6 +178,8 @@ int meter_sync_config_set(meter_sync_config *cfg, const char *key, const char *v
             cfg->no_pull = !pull;
         return rc;
     }
+    if (!strcmp(key, "leases"))
+        return parse_bool(key, v, &cfg->leases, err);
     if (!strcmp(key, "batch")) {
         if ((rc = parse_long(key, v, 1, PROTO_MAX_BATCH, &x, err)) == METER_OK)
             cfg->batch = (size_t)x;
@@ -214,8 +218,8 @@ int meter_sync_config_set(meter_sync_config *cfg, const char *key, const char *v
         return rc;
     }
     return bad(err, "unknown setting '%s' (ledger, node, secret_file, auth, cacert, insecure, "
-               "batch, max_bytes, retries, timeout, connect_timeout, pull, backoff_base_ms, "
-               "backoff_cap_ms)", key);
+               "batch, max_bytes, retries, timeout, connect_timeout, pull, leases, "
+               "backoff_base_ms, backoff_cap_ms)", key);
 }
 
 static char *trim(char *s)
@@ -273,5 +277,7 @@ int meter_sync_config_check(const meter_sync_config *cfg, char err[METER_ERRMAX]
         return bad(err, "max_bytes must be 1024 to %d", PROTO_MAX_BODY);
     if (cfg->retries < 0 || cfg->timeout_ms < 1 || cfg->connect_timeout_ms < 1)
         return bad(err, "retries, timeout and connect_timeout must be positive");
+    if (cfg->lease_period_ms < 1000 || cfg->lease_period_ms > 86400000L)
+        return bad(err, "the lease period must be 1 s to 1 day");
     return METER_OK;
 }

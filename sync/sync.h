@@ -54,6 +54,7 @@ enum meter_sync_error {
 #define METER_SYNC_CONF_DEFAULT       "/etc/ffmeter/sync.conf"
 #define METER_SYNC_SECRET_MAX         256      /* bytes, without the NUL */
 #define METER_SYNC_URL_MAX            1024
+#define METER_SYNC_LEASE_PERIOD_MS    60000
 
 typedef struct meter_sync_config {
     char ledger_url[METER_SYNC_URL_MAX];  /* "https://ledger:8443" (base) */
@@ -69,6 +70,14 @@ typedef struct meter_sync_config {
     int retries;                /* retries per request after the first try */
     long backoff_base_ms, backoff_cap_ms;
     int no_pull;                /* 1: push only                            */
+    /* Leases (farm mode): -1 (default) = on when the store's
+     * lease_accounts setting is not empty; 0 = off; 1 = on, also for the
+     * pairs a running session or recent usage names alone. */
+    int leases;
+    /* The renew period: how often the caller syncs (--watch; default
+     * 60 s).  A pair holds what its burn rate needs for two periods, and a
+     * lease is renewed when it would expire within two. */
+    long lease_period_ms;
     /* First signal: finish the request in flight, start nothing new and
      * return METER_SYNC_ESTOPPED; a second one also aborts the request.
      * NULL: not interruptible. */
@@ -85,7 +94,7 @@ void meter_sync_config_init(meter_sync_config *cfg);
  *   ledger URL | node NAME | secret_file PATH | auth hmac|bearer |
  *   cacert PATH | insecure yes|no | batch N | max_bytes N | retries N |
  *   timeout SECONDS | connect_timeout SECONDS | pull yes|no |
- *   backoff_base_ms MS | backoff_cap_ms MS
+ *   backoff_base_ms MS | backoff_cap_ms MS | leases yes|no
  * (secret_file reads the secret now.)  Returns METER_OK or
  * METER_SYNC_ECONFIG with err naming the key and the problem. */
 int meter_sync_config_set(meter_sync_config *cfg, const char *key, const char *value,
@@ -120,11 +129,42 @@ typedef struct meter_sync_report {
     int64_t conflicts;          /* packs meter_pack_apply refused           */
     char conflict[METER_SYNC_CONFLICTS_MAX][METER_ERRMAX];
     int pulled;                 /* 1 when the pull ran to its end           */
+    /* leases (farm mode) */
+    int64_t leases_requested;   /* lease requests sent (a resent id: once) */
+    int64_t leases_granted;     /* of which granted (201, or 200 for an id
+                                   the ledger had already granted)          */
+    int64_t leases_refused;     /* 422 (no minutes to reserve) or 404
+                                   (unknown account): recorded as refused   */
+    int64_t leases_renewed;
+    int64_t leases_released;
+    int64_t leases_resolved;    /* found resolved at the ledger (409 on a
+                                   renewal, a request answered expired)     */
+    int leased;                 /* 1 when the lease step ran to its end     */
     char error[METER_ERRMAX];   /* "" on success                            */
 } meter_sync_report;
 
 /* One sync: push the whole outbox in batches, then (unless no_pull) pull
- * and apply this node's packs.  Pack conflicts are reported, not fatal. */
+ * and apply this node's packs, then (leases on) manage the node's leases.
+ * Pack conflicts are reported, not fatal.
+ *
+ * Leases, for every (account, class) of the store's lease_accounts and
+ * every pair with a running session or usage in the last 10 minutes:
+ *   - request (meter_lease_request → POST /v1/leases → meter_lease_granted)
+ *     when the pair's minutes (Σ remaining of its open, unexpired leases)
+ *     are below what its burn rate needs for two periods (at least the
+ *     store's lease_minutes), or its soonest expiry is within two periods;
+ *     sized by the same figure.  A request not answered (a crash, the
+ *     ledger away) is resent with the same id next time: one lease.  422
+ *     (nothing to reserve) or 404 (unknown account): meter_lease_resolved
+ *     "refused" with the ledger's reason.  429 (too many open leases):
+ *     left requested, asked again next run.
+ *   - renew (POST /v1/leases/{id}/renew → meter_lease_renewed) open leases
+ *     with minutes left that expire within two periods; 409 (resolved at
+ *     the ledger): meter_lease_resolved with the state the ledger names.
+ *   - release (POST /v1/leases/{id}/release → meter_lease_resolved) open
+ *     leases that are spent or whose pair is no longer leased for — only
+ *     once none of their deductions is in the outbox (meter_lease.unsent
+ *     0): the ledger must hear of the usage before the rest goes back. */
 int meter_sync_run(meter_store *st, const meter_sync_config *cfg, meter_sync_report *out);
 
 /* A static name for a METER_SYNC_E* code (else meter_strerror). */

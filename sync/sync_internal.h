@@ -6,6 +6,9 @@
  *   call.c     one request with retries and the classification of answers
  *   push.c     the outbox in batches
  *   pull.c     the node's packs
+ *   lease_plan.c  which (account, class) pairs to lease for, how much
+ *              (pure; lease_plan.h)
+ *   lease.c    the node's leases: request, renew, release
  *   client.c   meter_sync_run and logging
  *   config.c   meter_sync_config_*
  */
@@ -78,13 +81,24 @@ int sync_stopped(const sync_ctx *c);
  * a malformed answer). */
 typedef int (*sync_check_fn)(void *arg, const json_t *answer, char err[PROTO_ERRMAX]);
 
-/* One request with retries.  On METER_OK *answer is the parsed 200 body
+/* One request with retries.  On METER_OK *answer is the parsed 2xx body
  * (json_decref it).  *status gets the last HTTP status (0 none).  Every
  * failed attempt is noted in the store. */
 int sync_call(sync_ctx *c, const char *method, const char *path, const char *body, size_t len,
               sync_check_fn check, void *arg, json_t **answer, long *status);
 
+/* sync_call for a request whose refusals are answers: a status listed in
+ * `expect` (0-terminated) returns METER_OK at once, without a retry or an
+ * error note, with *answer NULL, *status that status and msg the error
+ * body's message ("" when it has none).  expect NULL: sync_call. */
+int sync_call_expect(sync_ctx *c, const char *method, const char *path, const char *body,
+                     size_t len, sync_check_fn check, void *arg, const long *expect,
+                     json_t **answer, long *status, char msg[PROTO_ERRMAX]);
+
 int sync_push(sync_ctx *c);
 int sync_pull(sync_ctx *c);
+/* After push and pull: request, renew and release this node's leases
+ * (PROTOCOL.md, client behaviour).  METER_OK when leases are off. */
+int sync_leases(sync_ctx *c);
 
 #endif /* METER_SYNC_INTERNAL_H */

@@ -95,7 +95,7 @@ def test_cli(lg):
     rc, out, err = lg.cli("node", "add", "node-a")
     t.ok(rc == 1 and "already exists" in err and out == "", "node add twice: exit 1", err)
     rc, out, err = lg.cli("migrate")
-    t.ok(rc == 0 and "schema version 2" in out, "migrate reports the version", out + err)
+    t.ok(rc == 0 and "schema version 3" in out, "migrate reports the version", out + err)
     conf = os.path.join(lg.tmp, "bad.conf")
     with open(conf, "w") as f:
         f.write("# comment\nlisten = 127.0.0.1:0\nfrobs = 3\n")

@@ -10,7 +10,11 @@
  * on day 5 yes / day 6 no / used no, assign only unused, freeze), batch
  * ingest exactly once (duplicates, rejects, a failed transaction that stores
  * nothing and a retry that is then accepted), concurrent ingest of the same
- * batch through two connections, the usage queries, and the audit log.
+ * batch through two connections, the usage queries, the audit log, and
+ * accounts and leases (grant FIFO and split, idempotent ids, expiry at the
+ * exact instant, release, late usage from free minutes then overage,
+ * overage settled from pooled packs, never below zero, the hostile node's
+ * deductions, leases per node, freeze and refund), verify clean after each.
  * Expected amounts are written out by hand from the records sent.
  */
 #include <pthread.h>
@@ -277,36 +281,39 @@ static void test_credentials(ledger_store *st)
 static void test_packs(ledger_store *st)
 {
     ledger_pack p;
-    RC(st, ledger_pack_add(st, "pk-gen", METER_CLASS_GENERAL, 100, T0, "node-a", T0, &alice, &p),
+    RC(st, ledger_pack_add(st, "pk-gen", METER_CLASS_GENERAL, 100, T0, "node-a", NULL, T0, &alice, &p),
        METER_OK, "buy pk-gen for node-a");
     CHECK_EQ_I64(p.total_us, 100 * MIN_US, "total is 100 minutes");
     CHECK_EQ_I64(p.remaining_us, 100 * MIN_US, "remaining = total");
     CHECK_EQ_I64(p.end, INT64_C(1803859200000), "end = start + 1 year (2027-03-01)");
     CHECK_EQ_STR(p.node, "node-a", "assigned to node-a");
     CHECK_EQ_STR(p.status, "valid", "status valid");
-    RC(st, ledger_pack_add(st, "pk-tsc", METER_CLASS_TSC, 50, T0, "node-a", T0, &alice, NULL),
+    RC(st, ledger_pack_add(st, "pk-tsc", METER_CLASS_TSC, 50, T0, "node-a", NULL, T0, &alice, NULL),
        METER_OK, "buy pk-tsc for node-a");
-    RC(st, ledger_pack_add(st, "pk-b", METER_CLASS_GENERAL, 10, T0, "node-b", T0, &alice, NULL),
+    RC(st, ledger_pack_add(st, "pk-b", METER_CLASS_GENERAL, 10, T0, "node-b", NULL, T0, &alice, NULL),
        METER_OK, "buy pk-b for node-b");
-    RC(st, ledger_pack_add(st, "pk-free", METER_CLASS_GENERAL, 10, T0, NULL, T0, &alice, NULL),
-       METER_OK, "buy pk-free unassigned");
-    RC(st, ledger_pack_add(st, NULL, METER_CLASS_GENERAL, 5, 0, NULL, T0 + 3600000, &alice, &p),
+    /* in an account of its own: overage of account default settles from
+     * default's pooled packs, and pk-free is to stay unused */
+    RC(st, ledger_account_add(st, "stock", T0, &alice), METER_OK, "add account stock");
+    RC(st, ledger_pack_add(st, "pk-free", METER_CLASS_GENERAL, 10, T0, NULL, "stock", T0, &alice,
+                           NULL), METER_OK, "buy pk-free unassigned (pooled, account stock)");
+    RC(st, ledger_pack_add(st, NULL, METER_CLASS_GENERAL, 5, 0, NULL, NULL, T0 + 3600000, &alice, &p),
        METER_OK, "buy with a generated id");
     CHECK(strncmp(p.id, "pk-20260301-", 12) == 0 && strlen(p.id) == 20,
           "generated id pk-YYYYMMDD-xxxxxxxx: %s", p.id);
     CHECK_EQ_I64(p.start, T0 + 3600000, "start 0 means now");
     ledger_pack leap;
-    RC(st, ledger_pack_add(st, "pk-leap", METER_CLASS_GENERAL, 1, INT64_C(1835395200000), NULL,
+    RC(st, ledger_pack_add(st, "pk-leap", METER_CLASS_GENERAL, 1, INT64_C(1835395200000), NULL, NULL,
                            T0, &alice, &leap), METER_OK, "buy a pack starting 2028-02-29");
     CHECK_EQ_I64(leap.end, INT64_C(1867017600000), "…it ends 2029-03-01");
     CHECK_EQ_STR(leap.status, "pending", "…and is pending before its start");
-    RC(st, ledger_pack_add(st, "pk-gen", METER_CLASS_GENERAL, 1, T0, NULL, T0, &alice, NULL),
+    RC(st, ledger_pack_add(st, "pk-gen", METER_CLASS_GENERAL, 1, T0, NULL, NULL, T0, &alice, NULL),
        METER_EEXIST, "a taken id is refused");
-    RC(st, ledger_pack_add(st, "pk-x", METER_CLASS_GENERAL, 0, T0, NULL, T0, &alice, NULL),
+    RC(st, ledger_pack_add(st, "pk-x", METER_CLASS_GENERAL, 0, T0, NULL, NULL, T0, &alice, NULL),
        METER_EINVAL, "0 minutes refused");
     RC(st, ledger_pack_add(st, "pk-x", METER_CLASS_GENERAL, METER_PACK_MINUTES_MAX + 1, T0,
-                           NULL, T0, &alice, NULL), METER_EINVAL, "too many minutes refused");
-    RC(st, ledger_pack_add(st, "pk-x", METER_CLASS_GENERAL, 1, T0, "node-zz", T0, &alice, NULL),
+                           NULL, NULL, T0, &alice, NULL), METER_EINVAL, "too many minutes refused");
+    RC(st, ledger_pack_add(st, "pk-x", METER_CLASS_GENERAL, 1, T0, "node-zz", NULL, T0, &alice, NULL),
        METER_ENOTFOUND, "assigning at purchase to an unknown node refused");
     RC(st, ledger_pack_get(st, "pk-x", T0, &p), METER_ENOTFOUND, "…and nothing was bought");
 }
@@ -519,11 +526,11 @@ static void test_pack_rules(ledger_store *st)
     ledger_pack p;
     int64_t audit0 = count_audit(st);
     /* refund: the 5th day included, the 6th not, never once used */
-    RC(st, ledger_pack_add(st, "pk-r1", METER_CLASS_GENERAL, 10, T0, NULL, T0, &alice, NULL),
+    RC(st, ledger_pack_add(st, "pk-r1", METER_CLASS_GENERAL, 10, T0, NULL, NULL, T0, &alice, NULL),
        METER_OK, "buy pk-r1");
-    RC(st, ledger_pack_add(st, "pk-r2", METER_CLASS_GENERAL, 10, T0, NULL, T0, &alice, NULL),
+    RC(st, ledger_pack_add(st, "pk-r2", METER_CLASS_GENERAL, 10, T0, NULL, NULL, T0, &alice, NULL),
        METER_OK, "buy pk-r2");
-    RC(st, ledger_pack_add(st, "pk-r3", METER_CLASS_GENERAL, 10, T0, NULL, T0, &alice, NULL),
+    RC(st, ledger_pack_add(st, "pk-r3", METER_CLASS_GENERAL, 10, T0, NULL, NULL, T0, &alice, NULL),
        METER_OK, "buy pk-r3");
     int64_t audit1 = count_audit(st);
     CHECK_EQ_I64(audit1 - audit0, 3, "three purchases audited");
@@ -565,7 +572,7 @@ static void test_pack_rules(ledger_store *st)
 
     /* the status order is the node's (meter_pack_status): refunded beats
      * frozen, frozen beats expired */
-    RC(st, ledger_pack_add(st, "pk-fr", METER_CLASS_GENERAL, 10, T0, NULL, T0, &alice, NULL),
+    RC(st, ledger_pack_add(st, "pk-fr", METER_CLASS_GENERAL, 10, T0, NULL, NULL, T0, &alice, NULL),
        METER_OK, "buy pk-fr");
     RC(st, ledger_pack_freeze(st, "pk-fr", 1, T0, &alice, &p), METER_OK, "freeze pk-fr");
     ledger_pack_get(st, "pk-fr", INT64_C(1803859200000), &p);
@@ -592,7 +599,7 @@ static void test_pack_rules(ledger_store *st)
        "assign an unknown pack");
 
     /* statuses at the ledger, computed as on the node */
-    RC(st, ledger_pack_add(st, "pk-small", METER_CLASS_GENERAL, 1, T0, "node-a", T0, &alice, NULL),
+    RC(st, ledger_pack_add(st, "pk-small", METER_CLASS_GENERAL, 1, T0, "node-a", NULL, T0, &alice, NULL),
        METER_OK, "buy a 1-minute pack");
     meter_sync_record d = ded_rec("na-d900", "node-a", "pk-small", METER_CLASS_GENERAL, MIN_US,
                                   MIN_US, T0 + 1000, "2026-03-01");
@@ -750,7 +757,7 @@ static void test_queries(ledger_store *st)
 
     /* totals per node, by hand from what was sent */
     ledger_total_row *t;
-    if (RC(st, ledger_totals(st, NULL, &t, &n), METER_OK, "totals")) {
+    if (RC(st, ledger_totals(st, NULL, NULL, &t, &n), METER_OK, "totals")) {
         CHECK_EQ_INT((int)n, 2, "two nodes");
         if (n == 2) {
             int lost = pg_conninfo ? 1 : 0;
@@ -766,7 +773,7 @@ static void test_queries(ledger_store *st)
         }
         free(t);
     }
-    if (RC(st, ledger_totals(st, "node-b", &t, &n), METER_OK, "totals of node-b")) {
+    if (RC(st, ledger_totals(st, "node-b", NULL, &t, &n), METER_OK, "totals of node-b")) {
         CHECK(n == 1 && !strcmp(t[0].node, "node-b") && t[0].records == 2, "node-b only");
         free(t);
     }
@@ -775,6 +782,283 @@ static void test_queries(ledger_store *st)
 /* Hardening findings 1 and 3: what a hostile node (with its own valid
  * credentials) can no longer do.  Runs after test_queries, on its own
  * nodes and pack, so the earlier figures stay as they were. */
+/* ------------------------------------------------------------ leases -- */
+
+/* verify finds nothing; prints what it found otherwise. */
+static void verify_clean(ledger_store *st, meter_time now, const char *when)
+{
+    char **lines;
+    size_t n;
+    if (!RC(st, ledger_verify(st, now, &lines, &n), METER_OK, "verify runs (%s)", when))
+        return;
+    CHECK_EQ_INT((int)n, 0, "verify is clean %s", when);
+    for (size_t i = 0; i < n && i < 10; i++)
+        tap_diag("%s", lines[i]);
+    ledger_verify_free(lines, n);
+}
+
+static meter_sync_record lease_ded(const char *id, const char *node, const char *pack,
+                                   const char *lease, int64_t amount, meter_time at)
+{
+    meter_sync_record r = ded_rec(id, node, pack, METER_CLASS_GENERAL, amount, amount, at,
+                                  "2026-03-11");
+    strcpy(r.account, "acme");
+    strcpy(r.lease_id, lease);
+    return r;
+}
+
+static int64_t acme_reserved(ledger_store *st, meter_time now)
+{
+    ledger_account *a;
+    size_t n;
+    int64_t v = -1;
+    if (ledger_account_list(st, now, &a, &n) != METER_OK)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(a[i].name, "acme"))
+            v = a[i].cls[METER_CLASS_GENERAL].reserved_us;
+    free(a);
+    return v;
+}
+
+/* Σ postings of a deduction from one source ("lease", "free", "overage"). */
+static int64_t posted(ledger_store *st, const char *ded, const char *source)
+{
+    lparam p[] = { P_TEXT(ded), P_TEXT(source) };
+    lres r;
+    if (store_exec(st, "SELECT COALESCE(SUM(amount_us), 0) FROM postings WHERE deduction_id = $1"
+                       " AND source = $2", p, 2, &r) != METER_OK)
+        return -1;
+    int64_t v = lres_int(&r, 0, 0);
+    lres_free(&r);
+    return v;
+}
+
+static void test_leases(ledger_store *st)
+{
+    const meter_time TL = T0 + 10 * DAY_MS;      /* 2026-03-11 */
+    const ledger_lease_limits lim = { 300000, 600 * MIN_US, 3 };
+    ledger_lease *l = calloc(1, sizeof *l);
+    ledger_ingest_result out[8];
+    int created = 0;
+    if (!l)
+        BAIL("out of memory");
+    RC(st, ledger_account_add(st, "acme", T0, &alice), METER_OK, "add account acme");
+    RC(st, ledger_account_add(st, "acme", T0, &alice), METER_EEXIST, "acme twice refused");
+    RC(st, ledger_account_add(st, "bad name", T0, &alice), METER_EINVAL, "a bad account name");
+    /* FIFO by end: pa1 ends first, then pa2; pa3 is tsc */
+    RC(st, ledger_pack_add(st, "pa1", METER_CLASS_GENERAL, 10, T0, NULL, "acme", T0, &alice, NULL),
+       METER_OK, "buy pa1 (10 min, pooled, acme)");
+    RC(st, ledger_pack_add(st, "pa2", METER_CLASS_GENERAL, 20, T0 + DAY_MS, NULL, "acme", T0,
+                           &alice, NULL), METER_OK, "buy pa2 (20 min, a day later)");
+    RC(st, ledger_pack_add(st, "pa3", METER_CLASS_TSC, 5, T0, NULL, "acme", T0, &alice, NULL),
+       METER_OK, "buy pa3 (tsc)");
+    RC(st, ledger_pack_add(st, "pa9", METER_CLASS_GENERAL, 1, T0, NULL, "nope", T0, &alice, NULL),
+       METER_ENOTFOUND, "a pack of an unknown account refused");
+
+    /* grant: FIFO, split across packs */
+    if (RC(st, ledger_lease_grant(st, "node-a", "na-l1", "acme", METER_CLASS_GENERAL,
+                                  15 * MIN_US, &lim, TL, l, &created), METER_OK, "grant na-l1")) {
+        CHECK(created == 1 && l->granted_us == 15 * MIN_US && l->nslices == 2 &&
+              !strcmp(l->slices[0].pack_id, "pa1") && l->slices[0].granted_us == 10 * MIN_US &&
+              !strcmp(l->slices[1].pack_id, "pa2") && l->slices[1].granted_us == 5 * MIN_US,
+              "15 minutes: pa1's 10, then 5 of pa2");
+        CHECK_EQ_I64(l->expires_at, TL + 300000, "expires at now + ttl");
+        CHECK_EQ_STR(l->state, "open", "open");
+    }
+    CHECK_EQ_I64(acme_reserved(st, TL), 15 * MIN_US, "acme has 15 minutes reserved");
+    RC(st, ledger_lease_grant(st, "node-a", "na-l1", "acme", METER_CLASS_GENERAL, 15 * MIN_US,
+                              &lim, TL + 10, l, &created), METER_OK, "the same id again");
+    CHECK(created == 0 && l->granted_us == 15 * MIN_US, "…the stored lease, not a new one");
+    CHECK_EQ_I64(acme_reserved(st, TL), 15 * MIN_US, "…nothing more reserved");
+    RC(st, ledger_lease_grant(st, "node-b", "na-l1", "acme", METER_CLASS_GENERAL, MIN_US, &lim,
+                              TL, l, &created), METER_ENOTFOUND, "node-b cannot take node-a's id");
+    RC(st, ledger_lease_grant(st, "node-b", "nb-l1", "acme", METER_CLASS_GENERAL, 100 * MIN_US,
+                              &lim, TL + 1000, l, &created), METER_OK, "node-b asks 100 minutes");
+    CHECK(l->granted_us == 15 * MIN_US && l->nslices == 1 && !strcmp(l->slices[0].pack_id, "pa2"),
+          "…gets the 15 left (pa2)");
+    RC(st, ledger_lease_grant(st, "node-b", "nb-l2", "acme", METER_CLASS_GENERAL, MIN_US, &lim,
+                              TL + 1000, l, &created), METER_EREFUSED, "nothing left: refused");
+    RC(st, ledger_lease_get(st, "nb-l2", TL, l), METER_ENOTFOUND, "…and nothing stored");
+    RC(st, ledger_lease_grant(st, "node-a", "na-l9", "nope", METER_CLASS_GENERAL, MIN_US, &lim,
+                              TL, l, &created), METER_ENOTFOUND, "a lease of an unknown account");
+    RC(st, ledger_pack_refund(st, "pa1", TL, &alice, NULL), METER_EREFUSED,
+       "a pack an open lease holds cannot be refunded");
+    verify_clean(st, TL + 1000, "after the grants");
+
+    /* expiry at the exact boundary, by the ledger's clock */
+    RC(st, ledger_lease_get(st, "na-l1", TL + 300000 - 1, l), METER_OK, "read na-l1");
+    CHECK_EQ_STR(l->state, "open", "open 1 ms before its expiry");
+    RC(st, ledger_lease_renew(st, "node-a", "na-l1", &lim, TL + 300000, l), METER_EEXIST,
+       "renewing at its expiry: too late");
+    CHECK(strstr(ledger_store_errmsg(st), "expired") != NULL, "…the message names the state: %s",
+          ledger_store_errmsg(st));
+    RC(st, ledger_lease_get(st, "na-l1", TL + 300000, l), METER_OK, "read na-l1 again");
+    CHECK(!strcmp(l->state, "expired") && l->resolved_at == TL + 300000,
+          "expired at its expiry, resolved_ms = expires_ms");
+    if (RC(st, ledger_lease_grant(st, "node-a", "na-l2", "acme", METER_CLASS_GENERAL,
+                                  30 * MIN_US, &lim, TL + 300000, l, &created), METER_OK,
+           "grant na-l2 at that instant"))
+        CHECK(l->granted_us == 15 * MIN_US && !strcmp(l->slices[0].pack_id, "pa1"),
+              "…the expired lease's 15 minutes are free again (nb-l1 still holds pa2's 15)");
+    verify_clean(st, TL + 300000, "after the expiry");
+
+    /* usage posts against the lease, then the release returns the rest */
+    meter_sync_record d1 = lease_ded("na-d100", "node-a", "pa1", "na-l2", 4 * MIN_US, TL + 300100);
+    RC(st, ledger_ingest(st, "node-a", &d1, 1, TL + 300200, out), METER_OK, "post 4 min on na-l2");
+    CHECK_EQ_STR(outcomes(out, 1), "A", "accepted");
+    CHECK_EQ_I64(posted(st, "na-d100", "lease"), 4 * MIN_US, "…from the reservation");
+    RC(st, ledger_ingest(st, "node-a", &d1, 1, TL + 300300, out), METER_OK, "the same again");
+    CHECK_EQ_STR(outcomes(out, 1), "D", "…a duplicate, posted once");
+    CHECK_EQ_I64(posted(st, "na-d100", "lease"), 4 * MIN_US, "…still 4 minutes");
+    RC(st, ledger_lease_release(st, "node-b", "na-l2", TL + 300400, l), METER_ENOTFOUND,
+       "node-b cannot release node-a's lease");
+    RC(st, ledger_lease_release(st, "node-a", "na-l2", TL + 300400, l), METER_OK, "release na-l2");
+    CHECK(!strcmp(l->state, "released") && l->resolved_at == TL + 300400, "released");
+    RC(st, ledger_lease_release(st, "node-a", "na-l2", TL + 300500, l), METER_OK,
+       "release again: idempotent");
+    CHECK(!strcmp(l->state, "released") && l->resolved_at == TL + 300400, "…as it was");
+    ledger_pack p;
+    ledger_pack_get(st, "pa1", TL + 300500, &p);
+    CHECK(p.used_us == 4 * MIN_US && p.reserved_us == 0 && p.free_us == 6 * MIN_US,
+          "pa1: 4 used, nothing reserved, 6 free (the rest came back)");
+    verify_clean(st, TL + 300500, "after the release");
+
+    /* late usage: an expired lease is paid from free minutes, then overage */
+    meter_sync_record late[] = {
+        lease_ded("na-d101", "node-a", "pa1", "na-l1", 3 * MIN_US, TL + 299000),
+        lease_ded("na-d102", "node-a", "pa2", "na-l1", 7 * MIN_US, TL + 299000),
+        lease_ded("na-d103", "node-a", "pa2", "na-l1", 1 * MIN_US, TL + 299000),
+    };
+    RC(st, ledger_ingest(st, "node-a", late, 3, TL + 300600, out), METER_OK, "late usage");
+    CHECK_EQ_STR(outcomes(out, 3), "AAA", "accepted");
+    CHECK(posted(st, "na-d101", "free") == 3 * MIN_US && posted(st, "na-d101", "lease") == 0,
+          "3 min on pa1: from its free minutes");
+    /* pa2: 20, nb-l1 reserves 15 until TL + 301000: 5 free */
+    CHECK(posted(st, "na-d102", "free") == 5 * MIN_US && posted(st, "na-d102", "overage") == 2 * MIN_US,
+          "7 min on pa2: its 5 free, 2 overage");
+    CHECK_EQ_I64(posted(st, "na-d103", "overage"), MIN_US, "then nothing free: all overage");
+    ledger_pack_get(st, "pa2", TL + 300600, &p);
+    CHECK(p.used_us == 5 * MIN_US && p.reserved_us == 15 * MIN_US && p.free_us == 0,
+          "pa2 never below zero: used 5 + reserved 15 = total");
+    verify_clean(st, TL + 300600, "after late usage");
+
+    /* an overage deduction of the account settles from its pooled packs */
+    meter_sync_record ov = ded_rec("na-d104", "node-a", "", METER_CLASS_GENERAL, 2 * MIN_US, 0,
+                                   TL + 301500, "2026-03-11");
+    strcpy(ov.account, "acme");
+    RC(st, ledger_ingest(st, "node-a", &ov, 1, TL + 301500, out), METER_OK, "an overage of acme");
+    CHECK(posted(st, "na-d104", "free") == 2 * MIN_US, "settled from pa1 (FIFO), 2 min");
+    ledger_pack_get(st, "pa1", TL + 301500, &p);
+    CHECK_EQ_I64(p.used_us, 9 * MIN_US, "pa1: 4 + 3 + 2 used");
+    verify_clean(st, TL + 301500, "after the overage settlement");
+
+    /* more than granted from the reservation: the rest from free, then overage */
+    const meter_time T2 = TL + 400000;
+    RC(st, ledger_lease_grant(st, "node-a", "na-l3", "acme", METER_CLASS_GENERAL, MIN_US,
+                              &lim, T2, l, &created), METER_OK, "grant na-l3 of 1 min");
+    CHECK(l->nslices == 1 && !strcmp(l->slices[0].pack_id, "pa1") && l->granted_us == MIN_US,
+          "…pa1's last free minute (FIFO)");
+    meter_sync_record over = lease_ded("na-d105", "node-a", "pa1", "na-l3", 5 * MIN_US, T2 + 1);
+    RC(st, ledger_ingest(st, "node-a", &over, 1, T2 + 2, out), METER_OK, "post 5 min on na-l3");
+    CHECK(posted(st, "na-d105", "lease") == MIN_US && posted(st, "na-d105", "free") == 0 &&
+          posted(st, "na-d105", "overage") == 4 * MIN_US,
+          "1 from the reservation, nothing free on pa1, 4 overage");
+
+    /* hostile deductions: each rejected, nothing posted */
+    meter_sync_record bad[] = {
+        lease_ded("nb-d106", "node-b", "pa1", "na-l3", MIN_US, T2 + 3),   /* another node's */
+        lease_ded("na-d107", "node-a", "pa3", "na-l3", MIN_US, T2 + 3),   /* no slice of pa3 */
+        lease_ded("na-d108", "node-a", "pa1", "na-l77", MIN_US, T2 + 3),  /* unknown lease */
+        lease_ded("na-d109", "node-a", "pa1", "", MIN_US, T2 + 3),        /* pooled, no lease */
+        usage_rec("na-u110", "node-a", T2 + 3, MIN_US, MIN_US),           /* unknown account */
+    };
+    bad[1].cls = METER_CLASS_GENERAL;
+    strcpy(bad[4].account, "nope");
+    RC(st, ledger_ingest(st, "node-b", bad, 1, T2 + 4, out), METER_OK, "node-b posts on na-l3");
+    CHECK(out[0].outcome == LEDGER_REJECTED && strstr(out[0].reason, "not a lease of node"),
+          "another node's lease: rejected (%s)", out[0].reason);
+    RC(st, ledger_ingest(st, "node-a", bad + 1, 4, T2 + 4, out), METER_OK, "node-a's bad ones");
+    CHECK_EQ_STR(outcomes(out, 4), "RRRR", "all rejected");
+    CHECK(strstr(out[0].reason, "no slice") != NULL, "no slice of the pack: %s", out[0].reason);
+    CHECK(strstr(out[1].reason, "not a lease of node") != NULL, "unknown lease: %s",
+          out[1].reason);
+    CHECK(strstr(out[2].reason, "pooled") != NULL, "pooled pack without lease: %s",
+          out[2].reason);
+    CHECK(strstr(out[3].reason, "account 'nope'") != NULL, "unknown account: %s", out[3].reason);
+    meter_sync_record wrongcls = lease_ded("na-d111", "node-a", "pa1", "na-l3", MIN_US, T2 + 3);
+    wrongcls.cls = METER_CLASS_TSC;
+    RC(st, ledger_ingest(st, "node-a", &wrongcls, 1, T2 + 4, out), METER_OK, "wrong class");
+    CHECK(out[0].outcome == LEDGER_REJECTED && strstr(out[0].reason, "class"),
+          "a lease deduction of another class: rejected (%s)", out[0].reason);
+    verify_clean(st, T2 + 4, "after the hostile batches");
+
+    /* leases per node */
+    RC(st, ledger_lease_grant(st, "node-a", "na-l4", "acme", METER_CLASS_TSC, MIN_US, &lim,
+                              T2 + 5, l, &created), METER_OK, "na-l4 (tsc)");
+    RC(st, ledger_lease_grant(st, "node-a", "na-l5", "acme", METER_CLASS_GENERAL, MIN_US, &lim,
+                              T2 + 5, l, &created), METER_OK, "na-l5");
+    RC(st, ledger_lease_grant(st, "node-a", "na-l6", "acme", METER_CLASS_GENERAL, MIN_US, &lim,
+                              T2 + 5, l, &created), LEDGER_ELIMIT, "a fourth open lease: limited");
+    RC(st, ledger_lease_grant(st, "node-a", "na-l5", "acme", METER_CLASS_GENERAL, MIN_US, &lim,
+                              T2 + 6, l, &created), METER_OK, "…a repeat is still answered");
+    CHECK(created == 0, "…as a repeat");
+
+    /* freeze: no new grants from the pack; a renewal voids its slice */
+    CHECK(!strcmp(l->slices[0].pack_id, "pa2"), "na-l5 holds pa2");
+    RC(st, ledger_pack_freeze(st, "pa2", 1, T2 + 7, &alice, NULL), METER_OK, "freeze pa2");
+    RC(st, ledger_lease_release(st, "node-a", "na-l4", T2 + 7, l), METER_OK, "release na-l4");
+    RC(st, ledger_lease_grant(st, "node-a", "na-l6", "acme", METER_CLASS_GENERAL, MIN_US, &lim,
+                              T2 + 8, l, &created), METER_EREFUSED,
+       "pa2 frozen, pa1 full: nothing to reserve");
+    RC(st, ledger_lease_renew(st, "node-a", "na-l5", &lim, T2 + 9, l), METER_OK, "renew na-l5");
+    CHECK(l->slices[0].voided && l->expires_at == T2 + 9 + 300000,
+          "…its slice of the frozen pa2 voided, the expiry moved");
+    meter_sync_record fz = lease_ded("na-d112", "node-a", "pa2", "na-l5", MIN_US, T2 + 10);
+    RC(st, ledger_ingest(st, "node-a", &fz, 1, T2 + 10, out), METER_OK, "post on the voided slice");
+    CHECK(posted(st, "na-d112", "overage") == MIN_US, "a frozen pack pays nothing: overage");
+    verify_clean(st, T2 + 10, "after the freeze");
+
+    /* refund needs used 0 and reserved 0 */
+    RC(st, ledger_pack_add(st, "pa4", METER_CLASS_GENERAL, 5, T2, NULL, "acme", T2, &alice, NULL),
+       METER_OK, "buy pa4");
+    RC(st, ledger_lease_release(st, "node-a", "na-l5", T2 + 11, l), METER_OK, "release na-l5");
+    RC(st, ledger_lease_grant(st, "node-a", "na-l7", "acme", METER_CLASS_GENERAL, MIN_US, &lim,
+                              T2 + 11, l, &created), METER_OK, "na-l7 takes pa4");
+    RC(st, ledger_pack_refund(st, "pa4", T2 + 12, &alice, NULL), METER_EREFUSED,
+       "refunding pa4 while na-l7 holds it: refused");
+    CHECK(strstr(ledger_store_errmsg(st), "lease") != NULL, "…naming the leases: %s",
+          ledger_store_errmsg(st));
+    RC(st, ledger_pack_assign(st, "pa4", "node-a", T2 + 12, &alice, NULL), METER_EREFUSED,
+       "a leased pack cannot be assigned");
+    RC(st, ledger_lease_release(st, "node-a", "na-l7", T2 + 13, l), METER_OK, "release na-l7");
+    RC(st, ledger_pack_refund(st, "pa4", T2 + 14, &alice, NULL), METER_OK,
+       "then pa4 is refunded (unused, nothing reserved)");
+    verify_clean(st, T2 + 14, "after the refund");
+
+    /* listing */
+    ledger_lease *rows;
+    size_t n;
+    ledger_lease_filter f = { .node = "node-a", .account = "acme", .state = "expired" };
+    if (RC(st, ledger_lease_list(st, &f, T2 + 14, &rows, &n), METER_OK, "list expired leases")) {
+        CHECK(n == 1 && !strcmp(rows[0].id, "na-l1"), "na-l1 only");
+        free(rows);
+    }
+    f = (ledger_lease_filter){ .node = "node-a", .state = "open" };
+    if (RC(st, ledger_lease_list(st, &f, T2 + 14, &rows, &n), METER_OK, "list open leases")) {
+        CHECK(n == 1 && !strcmp(rows[0].id, "na-l3") && rows[0].slices[0].posted_us == MIN_US,
+              "na-l3, with its slice posted in full");
+        free(rows);
+    }
+    f = (ledger_lease_filter){ .node = "node-a", .state = "open" };
+    if (RC(st, ledger_lease_list(st, &f, T2 + 300000, &rows, &n), METER_OK, "…at its expiry"))
+        CHECK(n == 0, "none: a lease open past its expiry lists as expired");
+    free(rows);
+    f = (ledger_lease_filter){ .state = "lost" };
+    RC(st, ledger_lease_list(st, &f, T2, &rows, &n), METER_EINVAL, "an unknown state refused");
+    free(l);
+}
+
 static void test_hostile_node(ledger_store *st)
 {
     char secret[LEDGER_SECRET_HEX + 1];
@@ -783,9 +1067,9 @@ static void test_hostile_node(ledger_store *st)
     meter_time at = T0 + 5 * DAY_MS;
     RC(st, ledger_node_add(st, "node-v", at, &cli, secret), METER_OK, "victim node-v");
     RC(st, ledger_node_add(st, "node-h", at, &cli, secret), METER_OK, "hostile node-h");
-    RC(st, ledger_pack_add(st, "pk-v", METER_CLASS_GENERAL, 100, T0, "node-v", at, &alice, NULL),
+    RC(st, ledger_pack_add(st, "pk-v", METER_CLASS_GENERAL, 100, T0, "node-v", NULL, at, &alice, NULL),
        METER_OK, "node-v's 100-minute pack");
-    RC(st, ledger_pack_add(st, "pk-h", METER_CLASS_GENERAL, 10, T0, "node-h", at, &alice, NULL),
+    RC(st, ledger_pack_add(st, "pk-h", METER_CLASS_GENERAL, 10, T0, "node-h", NULL, at, &alice, NULL),
        METER_OK, "node-h's 10-minute pack");
 
     /* node-v syncs: its first batch binds its prefix "vv" */
@@ -823,7 +1107,7 @@ static void test_hostile_node(ledger_store *st)
     CHECK_EQ_STR(outcomes(out, 1), "A", "node-v's record accepted (was taken as a duplicate)");
     ledger_total_row *t;
     size_t n;
-    if (RC(st, ledger_totals(st, "node-v", &t, &n), METER_OK, "node-v's totals")) {
+    if (RC(st, ledger_totals(st, "node-v", NULL, &t, &n), METER_OK, "node-v's totals")) {
         CHECK(n == 1 && t[0].billed_us == 80 * MIN_US && t[0].usage_count == 2,
               "node-v's usage at the ledger: 80 minutes in 2 records");
         free(t);
@@ -889,7 +1173,7 @@ static void test_sum_overflow(ledger_store *st)
     RC(st, store_exec(st, ded, d, 3, NULL), METER_OK, "and another");
     ledger_total_row *t;
     size_t n;
-    if (RC(st, ledger_totals(st, NULL, &t, &n), METER_OK, "all totals still answer")) {
+    if (RC(st, ledger_totals(st, NULL, NULL, &t, &n), METER_OK, "all totals still answer")) {
         int seen = 0;
         for (size_t i = 0; i < n; i++) {
             if (!strcmp(t[i].node, "node-h")) {
@@ -921,7 +1205,7 @@ static void test_sum_overflow(ledger_store *st)
     lparam f[] = { P_TEXT("ee-u2"), P_INT(at), P_INT((INT64_C(1) << 62) - 1) };
     RC(st, store_exec(st, sql_e, e, 3, NULL), METER_OK, "2^62 µs");
     RC(st, store_exec(st, sql_e, f, 3, NULL), METER_OK, "2^62 − 1 µs");
-    if (RC(st, ledger_totals(st, "node-e", &t, &n), METER_OK, "node-e's totals")) {
+    if (RC(st, ledger_totals(st, "node-e", NULL, &t, &n), METER_OK, "node-e's totals")) {
         CHECK(n == 1 && !t[0].overflow && t[0].billed_us == INT64_MAX && t[0].duration_us == 2,
               "a sum of exactly INT64_MAX is exact and not flagged");
         free(t);
@@ -957,6 +1241,8 @@ int main(int argc, char **argv)
     test_concurrent(st);
     test_pack_rules(st);
     test_queries(st);
+    verify_clean(st, T0 + 5 * DAY_MS, "after the v1 sections");
+    test_leases(st);
     test_hostile_node(st);
     test_sum_overflow(st);
     ledger_store_close(st);

@@ -1,6 +1,8 @@
 /*
  * test_sync_client.c — the client's parts that need no ledger: backoff
- * with jitter, the settings (keys, file, secret file), and meter_sync_run's
+ * with jitter, the settings (keys, file, secret file), the lease plan
+ * (lease_accounts, sizing by burn rate, when to ask, renew, release), and
+ * meter_sync_run's
  * failures before and at the network (a real store in a temp dir; the
  * "ledger" is a closed loopback port).  The full client against a ledger
  * is tests/sync/client.sh.
@@ -11,7 +13,7 @@
 #include <arpa/inet.h>
 
 #include "tap.h"
-#include "sync_internal.h"
+#include "lease_plan.h"
 
 static void test_backoff(void)
 {
@@ -47,6 +49,87 @@ static void test_backoff(void)
     CHECK_EQ_INT(sync_sleep_ms(60000, &stop), 1, "a set stop flag ends the sleep at once");
     stop = 0;
     CHECK_EQ_INT(sync_sleep_ms(1, &stop), 0, "a short sleep without a stop");
+}
+
+static void test_lease_plan(void)
+{
+    char err[METER_ERRMAX] = "";
+    sync_pairs ps = { 0 };
+    CHECK_EQ_INT(sync_lease_accounts_parse("", &ps, err), METER_OK, "lease_accounts '' parses");
+    CHECK_EQ_INT((int)ps.n, 0, "and names no pair");
+    CHECK_EQ_INT(sync_lease_accounts_parse("acme,beta:tsc,team:x:general,a:b", &ps, err),
+                 METER_OK, "lease_accounts 'acme,beta:tsc,team:x:general,a:b' parses");
+    if (CHECK_EQ_INT((int)ps.n, 6, "six pairs")) {
+        CHECK(!strcmp(ps.v[0].account, "acme") && ps.v[0].cls == METER_CLASS_GENERAL &&
+              !strcmp(ps.v[1].account, "acme") && ps.v[1].cls == METER_CLASS_TSC,
+              "an account alone means both classes");
+        CHECK(!strcmp(ps.v[2].account, "beta") && ps.v[2].cls == METER_CLASS_TSC,
+              "ACCOUNT:CLASS names one class");
+        CHECK(!strcmp(ps.v[3].account, "team:x") && ps.v[3].cls == METER_CLASS_GENERAL,
+              "the class is the part after the last ':'");
+        CHECK(!strcmp(ps.v[4].account, "a:b") && ps.v[4].cls == METER_CLASS_GENERAL &&
+              !strcmp(ps.v[5].account, "a:b") && ps.v[5].cls == METER_CLASS_TSC,
+              "a last part that is no class is part of the account (both classes)");
+        CHECK(ps.v[0].configured && !ps.v[0].active, "configured, not active");
+    }
+    CHECK_EQ_INT(sync_pairs_add(&ps, "acme", METER_CLASS_TSC, 0, 1), METER_OK, "add a known pair");
+    CHECK_EQ_INT((int)ps.n, 6, "no second copy of a pair");
+    CHECK(ps.v[1].configured && ps.v[1].active, "the flags add up");
+    sync_pairs_free(&ps);
+    CHECK_EQ_INT(sync_lease_accounts_parse("acme,,beta", &ps, err), METER_EINVAL,
+                 "an empty item is refused");
+    CHECK_EQ_INT(sync_lease_accounts_parse("ac me", &ps, err), METER_EINVAL,
+                 "a bad account name is refused");
+    CHECK(strstr(err, "ac me") != NULL, "and named (%s)", err);
+    sync_pairs_free(&ps);
+
+    const int64_t MIN = METER_US_PER_MIN, W = SYNC_BURN_WINDOW_MS;
+    CHECK_EQ_I64(sync_lease_target_us(0, W, 60000, 10 * MIN), 10 * MIN,
+                 "no burn: lease_minutes");
+    CHECK_EQ_I64(sync_lease_target_us(50 * MIN, W, 60000, 10 * MIN), 10 * MIN,
+                 "50 min in 10 min, two 60 s periods = 10 min: lease_minutes still");
+    CHECK_EQ_I64(sync_lease_target_us(100 * MIN, W, 60000, 10 * MIN), 20 * MIN,
+                 "100 min in 10 min: 20 min for two 60 s periods");
+    CHECK_EQ_I64(sync_lease_target_us(100 * MIN, W, 300000, 10 * MIN), 100 * MIN,
+                 "the same burn with --watch 300: 100 min");
+    CHECK_EQ_I64(sync_lease_target_us(1, W, 60000, 0), 1, "rounded up, at least 1 us");
+    CHECK_EQ_I64(sync_lease_target_us(INT64_C(1000000000000000000), W, 86400000, 10 * MIN),
+                 METER_PACK_TOTAL_MAX_US, "a huge burn is cut to the largest pack (no overflow)");
+
+    const meter_time now = INT64_C(1795686600000);
+    CHECK(sync_lease_wanted(0, 10 * MIN, 0, now, 60000, 0), "nothing held: ask");
+    CHECK(sync_lease_wanted(9 * MIN, 10 * MIN, now + 600000, now, 60000, 0), "short: ask");
+    CHECK(!sync_lease_wanted(10 * MIN, 10 * MIN, now + 600000, now, 60000, 0),
+          "enough, far expiry: do not ask");
+    CHECK(sync_lease_wanted(10 * MIN, 10 * MIN, now + 120000, now, 60000, 0),
+          "enough, but expiring within two periods: ask");
+    CHECK(!sync_lease_wanted(10 * MIN, 10 * MIN, now + 120000, now, 60000, 1),
+          "expiring, but renewed in this run (ttl < two periods): do not ask again");
+
+    meter_lease l;
+    memset(&l, 0, sizeof l);
+    strcpy(l.state, "open");
+    l.remaining_us = MIN;
+    l.expires_at = now + 121000;
+    CHECK(!sync_lease_renew_due(&l, now, 60000), "expiry beyond two periods: no renewal");
+    l.expires_at = now + 120000;
+    CHECK(sync_lease_renew_due(&l, now, 60000), "expiry within two periods: renew");
+    l.expires_at = now - 1000;
+    CHECK(sync_lease_renew_due(&l, now, 60000), "past the local expiry: renew (the ledger's "
+          "is later)");
+    l.remaining_us = 0;
+    CHECK(!sync_lease_renew_due(&l, now, 60000), "spent: no renewal");
+    CHECK(sync_lease_release_due(&l, 1), "spent, nothing unsent: release");
+    l.unsent = 2;
+    CHECK(!sync_lease_release_due(&l, 1), "spent, deductions still in the outbox: not yet");
+    CHECK(!sync_lease_release_due(&l, 0), "not needed, deductions unsent: not yet");
+    l.unsent = 0;
+    l.remaining_us = MIN;
+    CHECK(!sync_lease_release_due(&l, 1), "minutes left and needed: keep");
+    CHECK(sync_lease_release_due(&l, 0), "minutes left, not needed: release");
+    strcpy(l.state, "requested");
+    CHECK(!sync_lease_release_due(&l, 0) && !sync_lease_renew_due(&l, now, 60000),
+          "a requested lease is neither renewed nor released");
 }
 
 static int warned;
@@ -286,6 +369,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     const char *dir = tap_tmpdir("sync-client");
     test_backoff();
+    test_lease_plan();
     test_config(dir);
     test_run(dir);
     return done_testing();

@@ -194,7 +194,7 @@ static void statuses(meter_store *st)
     status_is(st, "s-ref2", "refunded", "refunded beats pending");
 
     /* status filter agrees with the computed status */
-    meter_pack_filter f = { NULL, -1, "refunded" };
+    meter_pack_filter f = { NULL, -1, "refunded", NULL };
     meter_pack *rows = NULL;
     size_t n = 0;
     if (CHECK_RC(st, meter_pack_list(st, &f, &rows, &n), METER_OK,
@@ -234,7 +234,7 @@ static void listing(const char *dir)
         meter_free(rows);
     }
 
-    meter_pack_filter f = { "a-", -1, NULL };
+    meter_pack_filter f = { "a-", -1, NULL, NULL };
     CHECK_EQ_I64(count_packs(st, &f), 2, "id substring 'a-'");
     f.id_like = "-1";
     CHECK_EQ_I64(count_packs(st, &f), 1, "id substring '-1'");

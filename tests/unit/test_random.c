@@ -142,7 +142,7 @@ static int vcmp(const void *a, const void *b)
 
 static vpack *valid_packs(meter_store *st, meter_class c, size_t *n)
 {
-    meter_pack_filter f = { NULL, (int)c, "valid" };
+    meter_pack_filter f = { NULL, (int)c, "valid", NULL };
     meter_pack *rows = NULL;
     *n = 0;
     if (meter_pack_list(st, &f, &rows, n) != METER_OK) {
