@@ -70,6 +70,7 @@ int cmd_config_get(const struct cli *, const struct cli_cmd *, int, char **);
 int cmd_config_set(const struct cli *, const struct cli_cmd *, int, char **);
 int cmd_reap(const struct cli *, const struct cli_cmd *, int, char **);
 int cmd_import_spool(const struct cli *, const struct cli_cmd *, int, char **);
+int cmd_lease_list(const struct cli *, const struct cli_cmd *, int, char **);
 /* sync (cmd_sync.c) */
 int cmd_sync(const struct cli *, const struct cli_cmd *, int, char **);
 int cmd_sync_status(const struct cli *, const struct cli_cmd *, int, char **);

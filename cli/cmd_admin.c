@@ -153,7 +153,8 @@ int cmd_verify(const struct cli *c, const struct cli_cmd *cmd,
 
 /* The settings meter.h documents, for "config get" without a key. */
 static const char *const setting_keys[] = {
-    "node", "node_id", "rounding", "settlement", "day_offset",
+    "node", "node_id", "rounding", "settlement", "day_offset", "account", "lease_accounts",
+    "lease_policy", "lease_minutes",
 };
 
 static const out_col setting_cols[] = {

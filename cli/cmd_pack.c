@@ -11,6 +11,7 @@
 /* A list shows the console's columns; show (one pack) shows everything. */
 static const out_col list_cols[] = {
     { "id",          "Pack ID",           OUT_STR  },
+    { "account",     "Account",           OUT_STR  },
     { "status",      "Status",            OUT_STR  },
     { "type",        "Type",              OUT_STR  },
     { "total",       "Total minutes",     OUT_MIN  },
@@ -20,9 +21,13 @@ static const out_col list_cols[] = {
     { "frozen",      NULL,                OUT_BOOL },
     { "refunded_at", NULL,                OUT_TIME },
     { "deductions",  NULL,                OUT_INT  },
+    { "lease_id",    "Lease",             OUT_STR  },
+    { "source_id",   NULL,                OUT_STR  },
+    { "expires_at",  NULL,                OUT_TIME },
 };
 static const out_col show_cols[] = {
     { "id",          "Pack ID",           OUT_STR  },
+    { "account",     "Account",           OUT_STR  },
     { "status",      "Status",            OUT_STR  },
     { "type",        "Type",              OUT_STR  },
     { "total",       "Total minutes",     OUT_MIN  },
@@ -32,11 +37,15 @@ static const out_col show_cols[] = {
     { "frozen",      "Frozen",            OUT_BOOL },
     { "refunded_at", "Refunded at",       OUT_TIME },
     { "deductions",  "Deductions",        OUT_INT  },
+    { "lease_id",    "Lease",             OUT_STR  },
+    { "source_id",   "Ledger pack",       OUT_STR  },
+    { "expires_at",  "Lease expires at",  OUT_TIME },
 };
 
 static void pack_row(out_table *t, const meter_pack *p)
 {
     out_str(t, p->id);
+    out_str(t, p->account);
     out_str(t, p->status);
     out_str(t, meter_class_name(p->type));
     out_min(t, p->total_us);
@@ -46,6 +55,10 @@ static void pack_row(out_table *t, const meter_pack *p)
     out_bool(t, p->frozen);
     out_time(t, p->refunded_at);
     out_int(t, p->deductions);
+    /* own packs: no lease (null in json, empty in the table) */
+    out_str(t, p->lease_id[0] ? p->lease_id : NULL);
+    out_str(t, p->source_id[0] ? p->source_id : NULL);
+    out_time(t, p->expires_at);
 }
 
 static int print_pack(const struct cli *c, meter_store *st, const meter_pack *p)
@@ -63,10 +76,11 @@ int cmd_pack_add(const struct cli *c, const struct cli_cmd *cmd,
         { "minutes", required_argument, NULL, 'm' },
         { "id",      required_argument, NULL, 'i' },
         { "start",   required_argument, NULL, 's' },
+        { "account", required_argument, NULL, 'A' },
         { "help",    no_argument,       NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    const char *id = NULL;
+    const char *id = NULL, *account = NULL;
     meter_class type = METER_CLASS_GENERAL;
     int64_t minutes = 0;
     meter_time start = 0;
@@ -86,6 +100,7 @@ int cmd_pack_add(const struct cli *c, const struct cli_cmd *cmd,
             have_minutes = 1;
             break;
         case 'i': id = optarg; break;
+        case 'A': account = optarg; break;   /* libmeter checks the name */
         case 's':
             if ((rc = args_time(argv[0], "--start", optarg, &start))) return rc;
             break;
@@ -99,7 +114,7 @@ int cmd_pack_add(const struct cli *c, const struct cli_cmd *cmd,
     meter_store *st;
     meter_pack p;
     if ((rc = cli_open(c, 0, &st))) return rc;
-    if ((rc = meter_pack_add(st, id, type, minutes, start, &p)) != METER_OK)
+    if ((rc = meter_pack_add_account(st, account, id, type, minutes, start, &p)) != METER_OK)
         return cli_fail(st, rc);
     return print_pack(c, st, &p);
 }
@@ -122,6 +137,7 @@ int cmd_pack_list(const struct cli *c, const struct cli_cmd *cmd,
         { "id",     required_argument, NULL, 'i' },
         { "type",   required_argument, NULL, 't' },
         { "status", required_argument, NULL, 's' },
+        { "account", required_argument, NULL, 'A' },
         { "help",   no_argument,       NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -133,6 +149,7 @@ int cmd_pack_list(const struct cli *c, const struct cli_cmd *cmd,
         switch (o) {
         case 'h': cli_print_help(cmd, stdout); return EXIT_OK;
         case 'i': f.id_like = optarg; break;
+        case 'A': f.account = optarg; break;
         case 't':
             if ((rc = args_class(argv[0], "--type", optarg, &type))) return rc;
             f.type = (int)type;

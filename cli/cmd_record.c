@@ -16,6 +16,7 @@ static const out_col result_cols[] = {
     { "id",       "Usage ID",         OUT_STR  },
     { "job",      "Job",              OUT_STR  },
     { "output",   "Output",           OUT_STR  },
+    { "account",  "Account",          OUT_STR  },
     { "ttype",    "Transcoding type", OUT_STR  },
     { "billed",   "Billed minutes",   OUT_MIN  },
     { "covered",  "Covered minutes",  OUT_MIN  },
@@ -37,6 +38,7 @@ int cmd_record(const struct cli *c, const struct cli_cmd *cmd,
         { "duration-ms", required_argument, NULL, 'd' },
         { "at",          required_argument, NULL, 'a' },
         { "id",          required_argument, NULL, 'i' },
+        { "account",     required_argument, NULL, 'A' },
         { "help",        no_argument,       NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -72,6 +74,7 @@ int cmd_record(const struct cli *c, const struct cli_cmd *cmd,
             if ((rc = args_time(argv[0], "--at", optarg, &in.at))) return rc;
             break;
         case 'i': key = optarg; break;   /* libmeter checks its form */
+        case 'A': in.account = optarg; break;   /* and the account's */
         default: return EXIT_USAGE;
         }
     }
@@ -86,8 +89,11 @@ int cmd_record(const struct cli *c, const struct cli_cmd *cmd,
     meter_store *st;
     meter_usage_result r;
     int already = 0;
+    char *account = NULL;
     if ((rc = cli_open(c, 0, &st))) return rc;
     if ((rc = meter_record_once(st, &in, key, &r, &already)) != METER_OK)
+        return cli_fail(st, rc);
+    if (!in.account && (rc = meter_setting_get(st, "account", &account)) != METER_OK)
         return cli_fail(st, rc);
     if (already)
         fprintf(stderr, "meterctl: %s: already recorded as %s; nothing billed\n", argv[0], r.id);
@@ -96,11 +102,14 @@ int cmd_record(const struct cli *c, const struct cli_cmd *cmd,
     out_str(t, r.id);
     out_str(t, in.job);
     out_str(t, in.output);
+    out_str(t, in.account ? in.account : account);
     out_str(t, r.ttype);
     out_min(t, r.billed_us);
     out_min(t, r.covered_us);
     out_min(t, r.overage_us);
     out_bool(t, r.settled);
     out_bool(t, already);
-    return cli_finish(c, st, t, 1);
+    rc = cli_finish(c, st, t, 1);
+    meter_free(account);
+    return rc;
 }

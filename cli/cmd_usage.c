@@ -19,6 +19,7 @@ static int query_option(const char *cmd, int o, meter_query *q)
     case 'f': return args_time(cmd, "--from", optarg, &q->from);
     case 'T': return args_time(cmd, "--to", optarg, &q->to);
     case 'y': q->ttype = optarg; return EXIT_OK;
+    case 'A': q->account = optarg; return EXIT_OK;
     case 't':
         if ((rc = args_class(cmd, "--type", optarg, &cls))) return rc;
         q->type = (int)cls;
@@ -38,6 +39,7 @@ static int check_period(const char *cmd, const meter_query *q)
 
 static const out_col usage_cols[] = {
     { "day",      "Day",               OUT_STR  },
+    { "account",  "Account",           OUT_STR  },
     { "pack_id",  "Pack ID",           OUT_STR  },
     { "type",     "Type",              OUT_STR  },
     { "ttype",    "Transcoding type",  OUT_STR  },
@@ -58,6 +60,7 @@ int cmd_usage(const struct cli *c, const struct cli_cmd *cmd,
         { "ttype", required_argument, NULL, 'y' },
         { "from",  required_argument, NULL, 'f' },
         { "to",    required_argument, NULL, 'T' },
+        { "account", required_argument, NULL, 'A' },
         { "help",  no_argument,       NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -86,6 +89,7 @@ int cmd_usage(const struct cli *c, const struct cli_cmd *cmd,
         const meter_usage_row *r = &rows[i];
         int overage = r->pack_id[0] == '\0';
         out_str(t, r->day);
+        out_str(t, r->account);
         out_str(t, overage ? NULL : r->pack_id);
         out_str(t, meter_class_name(r->type));
         out_str(t, r->ttype);
@@ -115,6 +119,7 @@ static const out_col job_cols[] = {
     { "job",         "Job",              OUT_STR  },
     { "output",      "Output",           OUT_STR  },
     { "node",        NULL,               OUT_STR  },
+    { "account",     "Account",          OUT_STR  },
     { "class",       "Class",            OUT_STR  },
     { "ttype",       "Transcoding type", OUT_STR  },
     { "codec",       "Codec",            OUT_STR  },
@@ -135,6 +140,7 @@ static const out_col session_cols[] = {
     { "opened_at",  "Opened at",    OUT_TIME },
     { "job",        "Job",          OUT_STR  },
     { "output",     "Output",       OUT_STR  },
+    { "account",    "Account",      OUT_STR  },
     { "class",      "Class",        OUT_STR  },
     { "codec",      "Codec",        OUT_STR  },
     { "status",     "Status",       OUT_STR  },
@@ -156,6 +162,7 @@ static out_table *job_table(const meter_job_row *rows, size_t n)
         out_str(t, r->job);
         out_str(t, r->output);
         out_str(t, r->node);
+        out_str(t, r->account);
         out_str(t, meter_class_name(r->cls));
         out_str(t, r->ttype);
         out_str(t, r->codec);
@@ -188,6 +195,7 @@ static out_table *session_table(const meter_session_row *rows, size_t n)
         out_time(t, r->opened_at);
         out_str(t, r->job);
         out_str(t, r->output);
+        out_str(t, r->account[0] ? r->account : NULL);
         out_str(t, meter_class_name(r->cls));
         out_str(t, r->codec);
         out_str(t, r->status);
@@ -209,6 +217,7 @@ int cmd_jobs(const struct cli *c, const struct cli_cmd *cmd,
         { "from",     required_argument, NULL, 'f' },
         { "to",       required_argument, NULL, 'T' },
         { "sessions", no_argument,       NULL, 's' },
+        { "account",  required_argument, NULL, 'A' },
         { "help",     no_argument,       NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };

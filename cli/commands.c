@@ -22,7 +22,7 @@ const struct cli_cmd cli_commands[] = {
       "command refuses a database that does not exist yet.\n" },
 
     { "pack", "add", cmd_pack_add,
-      "--type general|tsc --minutes N [--id ID] [--start TIME]",
+      "--type general|tsc --minutes N [--id ID] [--start TIME] [--account A]",
       "Buy a resource pack.\n"
       "\n"
       "  --type T      general or tsc: the class of usage the pack pays for\n"
@@ -30,15 +30,22 @@ const struct cli_cmd cli_commands[] = {
       "  --id ID       the pack id (default: generated, pk-YYYYMMDD-xxxxxxxx)\n"
       "  --start TIME  purchase time = start of validity (default: now);\n"
       "                the pack ends one year later\n"
+      "  --account A   the account that owns it: only its usage is paid from\n"
+      "                the pack (default: the account setting)\n"
       "\n" TIME_NOTE },
 
     { "pack", "list", cmd_pack_list,
-      "[--id SUBSTR] [--type general|tsc] [--status S]",
+      "[--id SUBSTR] [--type general|tsc] [--status S] [--account A]",
       "List resource packs, in deduction order (earliest end first).\n"
       "\n"
       "  --id SUBSTR   packs whose id contains SUBSTR\n"
       "  --type T      general or tsc\n"
-      "  --status S    valid, pending, exhausted, expired, frozen or refunded\n" },
+      "  --status S    valid, pending, exhausted, expired, frozen or refunded\n"
+      "  --account A   one account's packs\n"
+      "\n"
+      "Lease slices (farm mode: minutes of a ledger pack reserved for this\n"
+      "node, id PACK@LEASE) are listed too, with their lease; one is\n"
+      "\"expired\" once its lease's local expiry has passed.\n" },
 
     { "pack", "show", cmd_pack_show, "ID",
       "Show one resource pack.\n" },
@@ -56,7 +63,8 @@ const struct cli_cmd cli_commands[] = {
 
     { "record", NULL, cmd_record,
       "--job J --output O --class general|tsc --codec X\n"
-      "       [--width W --height H] --duration-ms MS [--at TIME] [--id KEY]",
+      "       [--width W --height H] --duration-ms MS [--at TIME] [--id KEY]\n"
+      "       [--account A]",
       "Record one usage by hand and deduct it, once.\n"
       "\n"
       "  --job J           the job id\n"
@@ -70,6 +78,8 @@ const struct cli_cmd cli_commands[] = {
       "  --at TIME         when it happened (default: now)\n"
       "  --id KEY          idempotency key: 1 to 64 letters, digits, '.', '_',\n"
       "                    '-', ':' (default: the job and output are the key)\n"
+      "  --account A       the account billed: only its packs pay (default:\n"
+      "                    the account setting)\n"
       "\n"
       "Prints the usage id, the transcoding type, the billed, covered and\n"
       "overage minutes, and whether it is a duplicate.\n"
@@ -88,25 +98,28 @@ const struct cli_cmd cli_commands[] = {
       "\n" TIME_NOTE },
 
     { "usage", NULL, cmd_usage,
-      "[--pack ID] [--type general|tsc] [--ttype NAME] [--from TIME] [--to TIME]",
-      "Usage details: one row per day x pack x transcoding type.\n"
+      "[--pack ID] [--type general|tsc] [--ttype NAME] [--from TIME] [--to TIME]\n"
+      "       [--account A]",
+      "Usage details: one row per day x account x pack x transcoding type.\n"
       "\n"
+      "  --account A   one account's usage\n"
       "  --pack ID     one pack (\"-\": usage no pack covered, overage)\n"
       "  --type T      general or tsc\n"
       "  --ttype NAME  one transcoding type, e.g. Standard.H264.HD\n"
       "  --from TIME   deductions at or after TIME\n"
       "  --to TIME     deductions before TIME\n"
       "\n"
-      "Columns: day, pack, type, transcoding type, minutes used that day,\n"
+      "Columns: day, account, pack, type, transcoding type, minutes used that day,\n"
       "minutes before the day's first and after its last deduction.\n"
       "\n" TIME_NOTE },
 
     { "jobs", NULL, cmd_jobs,
       "[--job J] [--type general|tsc] [--ttype NAME] [--from TIME] [--to TIME]\n"
-      "       [--sessions]",
+      "       [--sessions] [--account A]",
       "The raw per-output usage records (or metering sessions).\n"
       "\n"
       "  --job J       one job's records\n"
+      "  --account A   one account's records (or sessions)\n"
       "  --type T      general or tsc\n"
       "  --ttype NAME  one transcoding type\n"
       "  --from TIME   recorded at or after TIME\n"
@@ -160,8 +173,9 @@ const struct cli_cmd cli_commands[] = {
       "Show one setting (or all of them).\n"
       "\n"
       "Keys: node, node_id (read-only), rounding (exact | ceil-minute),\n"
-      "settlement (realtime | daily), day_offset (e.g. +08:00).  A single\n"
-      "key prints its bare value in table format.\n" },
+      "settlement (realtime | daily), day_offset (e.g. +08:00), account,\n"
+      "lease_accounts, lease_policy, lease_minutes.  A single key prints its\n"
+      "bare value in table format.\n" },
 
     { "config", "set", cmd_config_set, "KEY VALUE",
       "Change a setting.\n"
@@ -170,7 +184,14 @@ const struct cli_cmd cli_commands[] = {
       "  rounding     exact (default) or ceil-minute (each output rounded up\n"
       "               to whole minutes)\n"
       "  settlement   realtime (default) or daily\n"
-      "  day_offset   the UTC offset whose midnight starts a billing day\n" },
+      "  day_offset   the UTC offset whose midnight starts a billing day\n"
+      "  account      the account of packs and usage given none (default\n"
+      "               \"default\"): letters, digits, '.', '_', '-', ':'\n"
+      "  lease_accounts  farm mode: ACCOUNT or ACCOUNT:CLASS, comma separated,\n"
+      "               that this node leases minutes for; empty: standalone\n"
+      "  lease_policy continue (default) or stop: whether an enforce=1 job\n"
+      "               without minutes runs while the ledger is unreachable\n"
+      "  lease_minutes  the smallest lease asked, whole minutes (default 10)\n" },
 
     { "reap", NULL, cmd_reap, "",
       "Finalize sessions whose process died, as interrupted.\n"
@@ -183,6 +204,17 @@ const struct cli_cmd cli_commands[] = {
       "\n"
       "DIR defaults to $METER_SPOOL, else the database path + \".spool\".\n"
       "Each imported file is removed; a session already imported is skipped.\n" },
+
+    { "lease", "list", cmd_lease_list, "[--account A] [--open]",
+      "Farm-mode leases: minutes of the ledger's packs reserved for this node.\n"
+      "\n"
+      "  --account A   one account's leases\n"
+      "  --open        open leases only\n"
+      "\n"
+      "Columns: lease id, account, class, state (requested, open, released,\n"
+      "expired, refused), minutes asked, granted and left in its slices,\n"
+      "its deductions not yet sent to the ledger, when it was requested, its\n"
+      "local expiry, when it resolved and why.\n" },
 
     { "sync", NULL, cmd_sync,
       "[--ledger URL] [--node NAME] [--secret-file F] [--bearer] [--cacert F]\n"

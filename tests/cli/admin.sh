@@ -69,7 +69,7 @@ is "no overrides left" "$(jq_py 'any(r["overridden"] for r in d)')" false
 
 # --- settings
 succeeds "config get (all)" --format json config get
-is "config get lists every setting" "$(jq_py '[s["key"] for s in d]')" '["node", "node_id", "rounding", "settlement", "day_offset"]'
+is "config get lists every setting" "$(jq_py '[s["key"] for s in d]')" '["node", "node_id", "rounding", "settlement", "day_offset", "account", "lease_accounts", "lease_policy", "lease_minutes"]'
 is "defaults" "$(jq_py '[s["value"] for s in d if s["key"] in ("node", "rounding", "settlement", "day_offset")]')" \
     '["admin-node", "exact", "realtime", "+00:00"]'
 succeeds "config get node (table: the bare value)" config get node

@@ -172,7 +172,7 @@ PY
 then ok "pack list table: aligned columns carrying the JSON values"; else not_ok "pack list table: aligned columns carrying the JSON values" "$(cat "$TMP/.table")"; fi
 
 mc usage --pack -
-check "usage table shows overage rows with pack -" grep -qE '^2026-03-03 +- +general +Standard.AV1.4K +75.000 +- +-$' <<<"$OUT"
+check "usage table shows overage rows with pack -" grep -qE '^2026-03-03 +default +- +general +Standard.AV1.4K +75.000 +- +-$' <<<"$OUT"
 mc pack show T
 check "pack show table: one 'Title: value' line per field" grep -qE '^Remaining minutes: +28.000$' <<<"$OUT"
 mc --format csv pack show T

@@ -9,7 +9,7 @@
 commands=(
     "init" "pack add" "pack list" "pack show" "pack freeze" "pack unfreeze"
     "pack refund" "record" "usage" "jobs" "settle" "verify" "rates"
-    "rates set" "rates unset" "config get" "config set" "reap" "import-spool"
+    "rates set" "rates unset" "config get" "config set" "reap" "import-spool" "lease list"
     "sync" "sync status" "sync quarantine" "sync release"
 )
 

@@ -564,6 +564,50 @@ def test_hostile_node(lg):
          (p0["used_us"], rem, p0["status"]), "pk-a exactly as it was")
 
 
+def test_accounts(lg):
+    """Schema 3: every pack has an account ('default' unless bought for
+    another), assigned packs are not pooled, and the account endpoints and
+    filters answer (leases themselves: test_leases.py)."""
+    p = lg.admin("GET", "/v1/packs/pk-a").json()
+    t.eq((p.get("account"), p.get("pooled"), p.get("reserved_us"), p.get("free_us")),
+         ("default", False, 0, p["remaining_us"]), "a pack answer carries account and pooled")
+    r = lg.node("GET", "/v1/nodes/node-a/packs")
+    t.ok(all(x.get("account") == "default" for x in r.json()["packs"]),
+         "the node's pack list carries the account", r)
+    r = lg.admin("POST", "/v1/accounts", {"name": "initech"})
+    t.ok(r.status == 201, "POST /v1/accounts", r)
+    r = lg.admin("POST", "/v1/accounts", {"name": "initech"}, token="0" * 64)
+    t.ok(r.status == 401, "…needs an admin token", r)
+    r = lg.node("POST", "/v1/accounts", {"name": "x"})
+    t.ok(r.status == 403, "…a node may not create accounts", r)
+    r = lg.admin("POST", "/v1/packs", {"id": "pk-i", "type": "general", "minutes": 3,
+                                       "account": "initech", "node": "node-b"})
+    t.ok(r.status == 201 and r.json()["account"] == "initech" and not r.json()["pooled"],
+         "buy a pack of initech assigned to node-b", r)
+    r = lg.admin("GET", "/v1/packs?account=initech")
+    t.eq([x["id"] for x in r.json()["packs"]], ["pk-i"], "?account= on /v1/packs")
+    r = lg.admin("GET", "/v1/accounts")
+    names = [a["name"] for a in (r.json() or {}).get("accounts", [])]
+    t.eq(names, ["default", "initech"], "GET /v1/accounts lists them by name")
+    r = lg.admin("GET", "/v1/totals?account=initech")
+    t.eq(r.json(), {"totals": []}, "?account= on /v1/totals: nothing of initech yet")
+    r = lg.batch([usage("a-u8001") | {"account": "initech"},
+                  usage("a-u8002") | {"account": "umbrella"}])
+    rej = {x["id"]: x["reason"] for x in (r.json() or {}).get("rejected", [])}
+    t.ok(r.status == 200 and r.json()["accepted"] == ["a-u8001"] and
+         "account 'umbrella'" in rej.get("a-u8002", ""),
+         "a record of an unknown account is rejected, naming it", r)
+    r = lg.admin("GET", "/v1/usage/records?account=initech")
+    t.eq([x["id"] for x in r.json()["records"]], ["a-u8001"], "?account= on /v1/usage/records")
+    r = lg.admin("GET", "/v1/leases")
+    t.eq(r.json(), {"leases": []}, "GET /v1/leases: none")
+    r = lg.admin("GET", "/v1/verify")
+    t.ok(r.status == 200 and r.json()["ok"] is True, "GET /v1/verify: clean", r)
+    m = lg.metrics()
+    t.ok('ffmeter_ledger_account_total_us{account="initech",class="general"}' in m,
+         "/metrics has account labels")
+
+
 def test_metrics(lg):
     m = lg.metrics()
     t.ok(m.get('ffmeter_ledger_records_total{kind="usage",result="accepted"}', 0) >= 1,
@@ -800,6 +844,7 @@ def main():
         test_bodies(lg)
         test_queries(lg)
         test_hostile_node(lg)
+        test_accounts(lg)
         test_config_file(lg)
         test_tls(lg)
         test_sigterm(lg)
