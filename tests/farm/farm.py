@@ -21,8 +21,9 @@ E2E_URL / E2E_TOKEN (tests/e2e/e2e.py's conventions).
                                     = Σ its postings; GET /v1/verify on each URL about
                                     once a second.  Writes a JSON summary to OUT.
     farm.py monitor-report OUT      prints the summary; exit 1 if it holds problems
-    farm.py postings ACCOUNT TOTAL_US
-                                    the final money checks (see postings())
+    farm.py postings ACCOUNT TOTAL_US [LEDGER_LOG...]
+                                    the final money checks (see postings()); the
+                                    ledgers' --verbose logs bound the time slack
     farm.py late NODE LEASE_ID      the node's deductions against LEASE_ID that the
                                     ledger received after the lease resolved were
                                     posted from free minutes or as overage, never
@@ -40,6 +41,7 @@ a lease the ledger may already have treated as expired is never counted.
 import http.client
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -287,7 +289,25 @@ def cmd_monitor_report(out):
     return 0
 
 
-def postings(account, total_us):
+def slack_ms(logs):
+    """The longest request the ledger logged (--verbose: "METHOD PATH STATUS
+    N ms"), in ms, rounded up: a record's or lease's time at the ledger is
+    its request's arrival (meter_now() when the request came in), its
+    transaction commits within that long."""
+    w = 0.0
+    for path in logs:
+        try:
+            with open(path, errors="replace") as f:
+                for line in f:
+                    m = re.search(r" (\d{3}) (\d+(?:\.\d+)?) ms", line)
+                    if m:
+                        w = max(w, float(m.group(2)))
+        except OSError:
+            pass
+    return int(w) + 1
+
+
+def postings(account, total_us, slack=0):
     """The money at the end of a drain:
       * the account's pooled packs' postings add up to TOTAL_US exactly, and
         packs.used_us says the same;
@@ -297,8 +317,12 @@ def postings(account, total_us):
       * in posting order the pack's cumulative never passes its total (never
         below zero);
       * every overage posting was made when the pack had no free minute:
-        total − posted so far − reserved then ≤ 0 (reserved rebuilt from the
-        leases' lifetimes; the lenient side at equal milliseconds);
+        total − posted before it (posting order) − reserved then ≤ 0, the
+        reservation rebuilt from the leases' lifetimes.  The ledger's times
+        are its requests' arrival times and a transaction commits up to
+        SLACK ms later (the longest request it logged), so "then" is any
+        moment of [t, t + SLACK] and a lease counts when it was alive at any
+        moment of it (the lenient side);
       * no open lease holds unposted minutes of a fully spent pack."""
     db = DB()
     bad = []
@@ -368,7 +392,7 @@ def postings(account, total_us):
             if l is None or voided or pid not in pids:
                 continue
             end = l[4] if l[4] is not None else l[3]   # resolved, else its expiry
-            if l[2] <= t <= end:
+            if l[2] <= t + slack and t <= end + slack:
                 reserved += granted - sum(a for s, a in lease_post[(lid, pid)] if s < seq)
         free = total - posted_before - reserved
         if full_seq is None or seq < full_seq:
@@ -392,9 +416,9 @@ def postings(account, total_us):
         return 1
     print("%d postings: lease %.6f min, free %.6f min, overage %.6f min; the pack (%d us) "
           "fully spent at posting %s; %d overage postings, %d of them before that (pack fully "
-          "reserved then), %d leases"
+          "reserved then), %d leases; time slack %d ms"
           % (len(post), by_src["lease"] / MIN_US, by_src["free"] / MIN_US,
-             by_src["overage"] / MIN_US, total, full_seq, len(over), early, len(leases)))
+             by_src["overage"] / MIN_US, total, full_seq, len(over), early, len(leases), slack))
     return 0
 
 
@@ -534,7 +558,7 @@ def main():
     if c == "monitor-report":
         return cmd_monitor_report(a[1])
     if c == "postings":
-        return postings(a[1], int(a[2]))
+        return postings(a[1], int(a[2]), slack_ms(a[3:]))
     if c == "late":
         return late(a[1], a[2])
     if c == "reconcile":
