@@ -535,6 +535,25 @@ def reconcile(node, ndb):
     return 0
 
 
+def node_leases(account, pairs):
+    """Every node's `meterctl lease list` shows a lease of ACCOUNT granted
+    minutes (some state other than requested/refused)."""
+    bad, info = [], []
+    for pair in pairs:
+        node, _, ndb = pair.partition("=")
+        ls = meterctl(ndb, "lease", "list")
+        got = [x for x in ls if x["account"] == account and x["granted_us"] > 0]
+        st = Counter(x["state"] for x in ls)
+        if not got:
+            bad.append("%s: no lease granted; %d asked: %s" % (node, len(ls), dict(st)))
+        info.append("%s %d/%d" % (node, len(got), len(ls)))
+    if bad:
+        print("\n".join(bad))
+        return 1
+    print("granted/asked: " + ", ".join(info))
+    return 0
+
+
 def main():
     a = sys.argv[1:]
     if not a:
@@ -549,6 +568,8 @@ def main():
         return cmd_lease(a[1])
     if c == "granted-after":
         return cmd_granted_after(a[1], a[2])
+    if c == "node-leases":
+        return node_leases(a[1], a[2:])
     if c == "count-leases":
         rows = DB().q("SELECT state, COUNT(*) FROM leases GROUP BY state ORDER BY state")
         print(", ".join("%s %d" % r for r in rows) or "none")
