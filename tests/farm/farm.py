@@ -19,7 +19,7 @@ E2E_URL / E2E_TOKEN (tests/e2e/e2e.py's conventions).
                                     reserved ≤ total (Σ granted − posted over open,
                                     unexpired leases ≤ the pack's free minutes), used
                                     = Σ its postings; GET /v1/verify on each URL about
-                                    once a second.  Writes a JSON summary to OUT.
+                                    every FARM_VERIFY_EVERY (3) s.  Writes a JSON summary to OUT.
     farm.py monitor-report OUT      prints the summary; exit 1 if it holds problems
     farm.py postings ACCOUNT TOTAL_US [LEDGER_LOG...]
                                     the final money checks (see postings()); the
@@ -50,6 +50,7 @@ import urllib.parse
 from collections import defaultdict, Counter
 
 MIN_US = 60000000
+VERIFY_EVERY = float(os.environ.get("FARM_VERIFY_EVERY", "3"))   # seconds between /v1/verify
 
 
 # ------------------------------------------------------------------ the db --
@@ -231,7 +232,7 @@ def cmd_granted_after(node, ms):
 
 def cmd_monitor(out, stop, account, urls):
     db = DB()
-    problems, samples, verifies, verify_errors = [], 0, 0, 0
+    problems, samples, verifies, verify_errors, vtimes = [], 0, 0, 0, []
     first_full_reserve = None
     max_res, max_open = 0, 0
     last_verify = 0.0
@@ -256,11 +257,13 @@ def cmd_monitor(out, stop, account, urls):
                                 % (t, pid, used, posted))
             if first_full_reserve is None and used + res == total:
                 first_full_reserve = t
-        if urls and time.time() - last_verify >= 1.0:
+        if urls and time.time() - last_verify >= VERIFY_EVERY:
             last_verify = time.time()
             for u in urls:
                 try:
+                    t0 = time.time()
                     okv, viol = verify_url(u)
+                    vtimes.append(time.time() - t0)
                     verifies += 1
                     if not okv:
                         problems.append("t=%d %s/v1/verify: %s" % (t, u, "; ".join(viol[:5])))
@@ -272,17 +275,19 @@ def cmd_monitor(out, stop, account, urls):
     with open(out, "w") as f:
         json.dump({"samples": samples, "problems": problems, "verifies": verifies,
                    "verify_unreachable": verify_errors, "max_reserved_us": max_res,
-                   "max_open_leases": max_open, "first_full_ms": first_full_reserve}, f)
+                   "max_open_leases": max_open, "first_full_ms": first_full_reserve,
+                   "verify_max_s": max(vtimes or [0]),
+                   "verify_mean_s": sum(vtimes) / len(vtimes) if vtimes else 0}, f)
     return 0
 
 
 def cmd_monitor_report(out):
     with open(out) as f:
         m = json.load(f)
-    print("%d samples, %d verify calls (%d while a ledger was down), at most %d open "
-          "leases, %.3f min reserved at once"
-          % (m["samples"], m["verifies"], m["verify_unreachable"], m["max_open_leases"],
-             m["max_reserved_us"] / MIN_US))
+    print("%d samples, %d verify calls (%d while a ledger was down; %.2f s mean, %.2f s max), "
+          "at most %d open leases, %.3f min reserved at once"
+          % (m["samples"], m["verifies"], m["verify_unreachable"], m["verify_mean_s"],
+             m["verify_max_s"], m["max_open_leases"], m["max_reserved_us"] / MIN_US))
     if m["problems"] or m["samples"] < 5:
         print("\n".join(m["problems"] or ["too few samples"]))
         return 1

@@ -7,7 +7,7 @@
 # ingests of one pack race on both.  The monitor checks at every sample
 # (~0.1 s) that Σ (granted − posted) over open, unexpired leases ≤ the pack's
 # free minutes (nothing reserved twice) and asks both instances' /v1/verify
-# once a second; then every assertion of the drain, and both verify clean.
+# every 3 s; then every assertion of the drain, and both verify clean.
 E2E_BACKEND=pg
 # shellcheck source=farm.inc
 . "$(dirname "$0")/farm.inc"
