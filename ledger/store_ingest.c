@@ -120,11 +120,6 @@ static int cmp_bpack(const void *a, const void *b)
     return strcmp(((const struct bpack *)a)->id, ((const struct bpack *)b)->id);
 }
 
-static int cmp_blease(const void *a, const void *b)
-{
-    return strcmp(((const struct blease *)a)->id, ((const struct blease *)b)->id);
-}
-
 static struct bpack *find_pack(const struct ingest_ctx *c, const char *id)
 {
     struct bpack key;
@@ -132,15 +127,16 @@ static struct bpack *find_pack(const struct ingest_ctx *c, const char *id)
     return bsearch(&key, c->packs, c->npacks, sizeof key, cmp_bpack);
 }
 
+/* bsearch's comparator: the key is the id itself. */
+static int cmp_id_blease(const void *key, const void *elem)
+{
+    return strcmp(key, ((const struct blease *)elem)->id);
+}
+
 static struct blease *find_lease(const struct ingest_ctx *c, const char *id)
 {
-    struct blease *key = malloc(sizeof *key);   /* large: not on the stack */
-    if (!key)
-        return NULL;
-    store_copy(key->id, sizeof key->id, id);
-    struct blease *l = bsearch(key, c->leases, c->nleases, sizeof *key, cmp_blease);
-    free(key);
-    return l;
+    return c->nleases ? bsearch(id, c->leases, c->nleases, sizeof *c->leases, cmp_id_blease)
+                      : NULL;
 }
 
 static ledger_lease_slice *find_slice(struct blease *b, const char *pack)
@@ -282,8 +278,11 @@ static int lock_packs(ledger_store *st, struct ingest_ctx *c)
         }
         lres_free(&r);
     }
-    if (c->npacks == 0)
-        return METER_OK;
+    int pooled = 0;
+    for (size_t i = 0; i < c->npacks; i++)
+        pooled |= c->packs[i].found && !c->packs[i].node[0];
+    if (!pooled)
+        return METER_OK;   /* assigned packs only: nothing is ever reserved of them */
     int rc = store_exec(st, "SELECT s.pack_id, SUM(s.granted_us - s.posted_us) FROM lease_slices s"
                             " JOIN leases l ON l.id = s.lease_id WHERE s.voided = 0"
                             " AND l.state = 'open' AND l.expires_ms > $1 GROUP BY s.pack_id",

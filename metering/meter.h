@@ -478,8 +478,7 @@ typedef struct meter_session_row {
     char id[METER_ID_MAX];
     char job[METER_NAME_MAX];
     char output[METER_NAME_MAX];
-    char account[METER_NAME_MAX];  /* "" while a session opened without one
-                                      awaits its spool import */
+    char account[METER_NAME_MAX];
     meter_class cls;
     char codec[16];
     char status[12];               /* running | done | interrupted |

@@ -177,7 +177,6 @@ static const char schema_v2[] =
     "ALTER TABLE usage       ADD COLUMN account TEXT NOT NULL DEFAULT 'default';"
     "ALTER TABLE deductions  ADD COLUMN account TEXT NOT NULL DEFAULT 'default';"
     "ALTER TABLE settlements ADD COLUMN account TEXT NOT NULL DEFAULT 'default';"
-    /* sessions: '' while a spooled session waits to learn the store's */
     "ALTER TABLE sessions    ADD COLUMN account TEXT NOT NULL DEFAULT 'default';"
 
     /* Deduction order within one account; slices of a lease. */

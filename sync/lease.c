@@ -2,10 +2,12 @@
  * lease.c — the node's leases, after push and pull (sync.h, PROTOCOL.md
  * "Client behaviour").  For each (account, class) the node leases for:
  *
- *   1. release open leases that are spent or no longer needed, once none
- *      of their deductions waits in the outbox (the push before this step
- *      normally emptied it);
- *   2. renew open leases with minutes left that expire within two periods;
+ *   1. release open leases that are spent (no slice that can still take a
+ *      deduction has minutes) or no longer needed, once none of their
+ *      deductions waits in the outbox (the push before this step normally
+ *      emptied it);
+ *   2. renew open leases with usable minutes that expire within two
+ *      periods;
  *   3. ask for a new lease when the pair holds less than its burn rate
  *      needs for two periods (at least lease_minutes), or all it holds
  *      expires within two periods and nothing was renewed.
@@ -221,7 +223,7 @@ static int renew(sync_ctx *c, const meter_lease *l, int *renewed)
     return rc;
 }
 
-static int release(sync_ctx *c, const meter_lease *l)
+static int release(sync_ctx *c, const meter_lease *l, const char *why)
 {
     static const long expect[] = { 404, 0 };
     char path[64 + METER_ID_MAX];
@@ -242,8 +244,7 @@ static int release(sync_ctx *c, const meter_lease *l)
             rc = resolve(c, l->id, "expired", why);
             c->rep->leases_resolved++;
         } else {
-            rc = resolve(c, l->id, k->l.state, l->remaining_us > 0 ? "no longer needed"
-                                                                   : "spent");
+            rc = resolve(c, l->id, k->l.state, why);
             if (strcmp(k->l.state, "released") == 0)
                 c->rep->leases_released++;
             else
@@ -268,42 +269,76 @@ static int pair_leases(sync_ctx *c, const sync_pair *p, meter_lease **ls, size_t
     return METER_OK;
 }
 
+/* The pair's slices that can take a deduction now (status valid). */
+static int usable_slices(sync_ctx *c, const sync_pair *p, meter_pack **ps, size_t *n)
+{
+    meter_pack_filter f = { .type = (int)p->cls, .status = "valid", .account = p->account };
+    int rc = meter_pack_list(c->st, &f, ps, n);
+    return rc == METER_OK ? METER_OK
+                          : sync_fail(c, rc, "list the lease slices of %s/%s: %s", p->account,
+                                      meter_class_name(p->cls), meter_errmsg(c->st));
+}
+
+static int64_t usable_of(const meter_pack *ps, size_t n, const char *lease_id)
+{
+    int64_t sum = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(ps[i].lease_id, lease_id) == 0)
+            sum += ps[i].remaining_us;
+    return sum;
+}
+
 static int manage_pair(sync_ctx *c, const sync_pair *p, int64_t min_us, int *full)
 {
     const int64_t period = c->cfg->lease_period_ms;
     const int needed = p->configured || p->active;
-    meter_lease *ls;
-    size_t n;
+    meter_lease *ls = NULL;
+    meter_pack *ps = NULL;
+    size_t n = 0, np = 0;
     int rc = pair_leases(c, p, &ls, &n);
+    if (rc == METER_OK && n > 0)
+        rc = usable_slices(c, p, &ps, &np);
     int fresh = 0;
     for (size_t i = 0; rc == METER_OK && i < n; i++) {
+        int64_t usable = usable_of(ps, np, ls[i].id);
         if (sync_stopped(c))
             rc = sync_fail(c, METER_SYNC_ESTOPPED, "stopped by a signal");
-        else if (sync_lease_release_due(&ls[i], needed))
-            rc = release(c, &ls[i]);
-        else if (needed && sync_lease_renew_due(&ls[i], meter_now(), period)) {
+        else if (sync_lease_release_due(&ls[i], usable, needed))
+            rc = release(c, &ls[i], usable > 0 ? "no longer needed"
+                                   : ls[i].remaining_us > 0 ? "nothing usable left (expired "
+                                                              "or voided here)" : "spent");
+        else if (needed && sync_lease_renew_due(&ls[i], usable, meter_now(), period)) {
             int renewed;
             rc = renew(c, &ls[i], &renewed);
             fresh |= renewed;
         }
     }
     meter_free(ls);
+    meter_free(ps);
     if (rc != METER_OK || !needed)
         return rc;
 
-    /* the figures after what changed above */
+    /* the figures after what changed above: Σ usable slices, soonest expiry */
     if ((rc = pair_leases(c, p, &ls, &n)) != METER_OK)
         return rc;
+    ps = NULL;
+    np = 0;
+    if (n > 0 && (rc = usable_slices(c, p, &ps, &np)) != METER_OK) {
+        meter_free(ls);
+        return rc;
+    }
     meter_time now = meter_now(), soonest = 0;
     int64_t local = 0;
     for (size_t i = 0; i < n; i++) {
-        if (ls[i].expires_at <= now || ls[i].remaining_us <= 0)
+        int64_t usable = usable_of(ps, np, ls[i].id);
+        if (usable <= 0)
             continue;
-        local += ls[i].remaining_us;
+        local += usable;
         if (!soonest || ls[i].expires_at < soonest)
             soonest = ls[i].expires_at;
     }
     meter_free(ls);
+    meter_free(ps);
     int64_t burn = 0;
     if ((rc = meter_burn(c->st, p->account, p->cls, SYNC_BURN_WINDOW_MS, &burn)) != METER_OK)
         return sync_fail(c, rc, "burn rate of %s/%s: %s", p->account,

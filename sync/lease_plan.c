@@ -116,14 +116,14 @@ int sync_lease_wanted(int64_t local_us, int64_t target_us, meter_time soonest,
     return !fresh && soonest != 0 && soonest - now <= 2 * period_ms;
 }
 
-int sync_lease_renew_due(const meter_lease *l, meter_time now, int64_t period_ms)
+int sync_lease_renew_due(const meter_lease *l, int64_t usable_us, meter_time now,
+                         int64_t period_ms)
 {
-    return strcmp(l->state, "open") == 0 && l->remaining_us > 0 && l->expires_at != 0 &&
+    return strcmp(l->state, "open") == 0 && usable_us > 0 && l->expires_at != 0 &&
            l->expires_at - now <= 2 * period_ms;
 }
 
-int sync_lease_release_due(const meter_lease *l, int needed)
+int sync_lease_release_due(const meter_lease *l, int64_t usable_us, int needed)
 {
-    return strcmp(l->state, "open") == 0 && l->unsent == 0 &&
-           (l->remaining_us <= 0 || !needed);
+    return strcmp(l->state, "open") == 0 && l->unsent == 0 && (usable_us <= 0 || !needed);
 }

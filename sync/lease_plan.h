@@ -44,20 +44,27 @@ int sync_lease_accounts_parse(const char *s, sync_pairs *ps, char err[METER_ERRM
 int64_t sync_lease_target_us(int64_t burn_us, int64_t window_ms, int64_t period_ms,
                              int64_t min_us);
 
-/* 1 when a new lease should be asked for: local_us (Σ remaining of open,
- * unexpired leases) below target_us, or — unless a lease of the pair was
+/* 1 when a new lease should be asked for: local_us (Σ usable minutes of
+ * the pair's open leases) below target_us, or — unless a lease of the pair was
  * granted or renewed in this run (a ledger ttl shorter than two periods
  * would otherwise ask every run) — the soonest expiry of those leases
  * (0: none) within two periods of now. */
 int sync_lease_wanted(int64_t local_us, int64_t target_us, meter_time soonest,
                       meter_time now, int64_t period_ms, int fresh);
 
-/* 1 when an open lease should be renewed: minutes left, and its local
- * expiry within two periods of now (or past: the ledger's is later). */
-int sync_lease_renew_due(const meter_lease *l, meter_time now, int64_t period_ms);
+/* A lease's usable minutes (`usable_us`) are the remaining of its slices
+ * that can still take a deduction now (status valid: started, not ended,
+ * before their local expiry, not voided) — its remaining_us also counts
+ * slices a renewal voided or that expired. */
+
+/* 1 when an open lease should be renewed: usable minutes left, and its
+ * local expiry within two periods of now. */
+int sync_lease_renew_due(const meter_lease *l, int64_t usable_us, meter_time now,
+                         int64_t period_ms);
 
 /* 1 when an open lease may and should be released: none of its deductions
- * left in the outbox, and spent (remaining 0) or its pair not needed. */
-int sync_lease_release_due(const meter_lease *l, int needed);
+ * left in the outbox, and spent (nothing usable left: used up, expired
+ * locally, voided) or its pair not needed. */
+int sync_lease_release_due(const meter_lease *l, int64_t usable_us, int needed);
 
 #endif /* METER_SYNC_LEASE_PLAN_H */

@@ -664,8 +664,8 @@ json_t *proto_lease_to_json(const proto_lease *l)
 
 static int decode_slice(const json_t *e, size_t i, proto_lease_slice *s, char *err)
 {
-    char ctx[48];   /* "lease.slices[" + 20 digits + "]" */
-    snprintf(ctx, sizeof ctx, "lease.slices[%zu]", i);
+    char ctx[32];   /* i < PROTO_LEASE_SLICES_MAX: "%u" cannot be cut */
+    snprintf(ctx, sizeof ctx, "lease.slices[%u]", (unsigned)i);
     if (!json_is_object(e))
         return failf(err, "%s: must be an object", ctx);
     rd r = { e, ctx, err };

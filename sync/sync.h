@@ -150,8 +150,8 @@ typedef struct meter_sync_report {
  * Leases, for every (account, class) of the store's lease_accounts and
  * every pair with a running session or usage in the last 10 minutes:
  *   - request (meter_lease_request → POST /v1/leases → meter_lease_granted)
- *     when the pair's minutes (Σ remaining of its open, unexpired leases)
- *     are below what its burn rate needs for two periods (at least the
+ *     when the pair's minutes (Σ remaining of its slices that can take a
+ *     deduction now) are below what its burn rate needs for two periods (at least the
  *     store's lease_minutes), or its soonest expiry is within two periods;
  *     sized by the same figure.  A request not answered (a crash, the
  *     ledger away) is resent with the same id next time: one lease.  422
@@ -159,10 +159,11 @@ typedef struct meter_sync_report {
  *     "refused" with the ledger's reason.  429 (too many open leases):
  *     left requested, asked again next run.
  *   - renew (POST /v1/leases/{id}/renew → meter_lease_renewed) open leases
- *     with minutes left that expire within two periods; 409 (resolved at
+ *     with usable minutes that expire within two periods; 409 (resolved at
  *     the ledger): meter_lease_resolved with the state the ledger names.
  *   - release (POST /v1/leases/{id}/release → meter_lease_resolved) open
- *     leases that are spent or whose pair is no longer leased for — only
+ *     leases that are spent (nothing usable left: used up, expired here,
+ *     voided) or whose pair is no longer leased for — only
  *     once none of their deductions is in the outbox (meter_lease.unsent
  *     0): the ledger must hear of the usage before the rest goes back. */
 int meter_sync_run(meter_store *st, const meter_sync_config *cfg, meter_sync_report *out);

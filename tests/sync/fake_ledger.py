@@ -27,10 +27,11 @@ DIR/config.json optional: {"bearer": bool, "max_records": N,
 DIR/packs.json  optional: the answer to GET /v1/nodes/{node}/packs
 DIR/pool.json   optional: pooled packs the lease endpoints grant from,
                 {"packs": [{"id", "account", "class", "total_us",
-                "start_ms", "end_ms"}], "ttl_ms": 300000,
+                "start_ms", "end_ms", "frozen"?}], "ttl_ms": 300000,
                 "lease_max_us": N, "leases_per_node": N}; re-read at every
                 request (packs are matched by id: their used and reserved
-                minutes are the fake's state)
+                minutes are the fake's state; a frozen pack grants
+                nothing and a renewal voids its slices)
 DIR/lease_script optional: one fault per line, consumed by successive
                 POST /v1/leases… requests (the batch script is not
                 touched): ok | 500 | drop (nothing stored, no answer) |
@@ -332,7 +333,8 @@ class Handler(BaseHTTPRequestHandler):
             return 429, {"error": {"code": "rate_limited", "message": "too many open leases"}}
         want = min(int(want), cfg.get("lease_max_us", 600 * 60000000))
         slices = []
-        for p in sorted((p for p in packs if p["class"] == cls and p["start_ms"] <= now < p["end_ms"]),
+        for p in sorted((p for p in packs if p["class"] == cls and not p.get("frozen")
+                         and p["start_ms"] <= now < p["end_ms"]),
                         key=lambda p: (p["end_ms"], p["start_ms"], p["id"])):
             free = p["total_us"] - pack_used(p["id"]) - pack_reserved(p["id"], now)
             take = min(free, want - sum(s["granted_us"] for s in slices))
@@ -358,7 +360,11 @@ class Handler(BaseHTTPRequestHandler):
             if l["state"] != "open":
                 return 409, {"error": {"code": "conflict",
                                        "message": "lease %s is %s" % (lid, l["state"])}}
-            l["expires_ms"] = now + pool().get("ttl_ms", 300000)
+            cfg = pool()
+            frozen = {p["id"] for p in cfg["packs"] if p.get("frozen")}
+            for sl in l["slices"]:   # the unposted rest of a frozen pack goes back
+                sl["voided"] = sl["voided"] or sl["pack_id"] in frozen
+            l["expires_ms"] = now + cfg.get("ttl_ms", 300000)
             l["renewals"] = l.get("renewals", 0) + 1
         elif l["state"] == "open":
             l["state"] = "released"

@@ -6,7 +6,8 @@
 # order); sizing by the burn rate; a lost grant answer retried with the
 # same id, within a run and across runs; 422 recorded as refused; renewal
 # before expiry; 409 marking a lease resolved; a pair no longer leased for
-# released; --no-leases and leases = no; sync status showing the leases.
+# released; a slice voided by a renewal (frozen pack); --no-leases and
+# leases = no; sync status showing the leases.
 . "$(dirname "$0")/../cli/tap.inc"
 
 SYNC_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -221,6 +222,29 @@ at 421
 sync
 is "usage of acme/tsc in the last 10 minutes: a lease for it" \
     "$(db "SELECT count(*) FROM leases WHERE account = 'acme' AND class = 1 AND state = 'open'")" 1
+
+# --- a pack frozen at the ledger: the renewal voids its slice ----------------
+LB2=$(db "SELECT id FROM leases WHERE account = 'beta' AND state = 'open'")
+python3 - "$L/pool.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+for p in d["packs"]:
+    p["frozen"] = p["id"] == "pk-beta-g1"
+json.dump(d, open(sys.argv[1], "w"))
+PY
+at 600   # the leases of T0 + 420 expire at T0 + 690: renewals due
+sync
+is "the renewals go through" "$(jq_py 'd["leases_renewed"]')" 3
+is "beta's slice voided by the renewal no longer takes deductions here" \
+    "$(db "SELECT expires_at <= $METER_NOW FROM packs WHERE lease_id = '$LB2'")" 1
+is "beta then has nothing usable: asked again, refused (its only pack is frozen)" \
+    "$(jq_py '[d["leases_requested"], d["leases_refused"]]')" "[1, 1]"
+at 601
+sync
+is "beta's lease with nothing usable left is released" "$(jq_py 'd["leases_released"]')" 1
+is "the ledger has it released" "$(state "s['leases']['$LB2']['state']")" released
+check "node: released, saying why" grep -q "nothing usable" \
+    <<<"$(db "SELECT reason FROM leases WHERE id = '$LB2'")"
 
 # --- switched off ------------------------------------------------------------
 mc config set lease_accounts acme:general,beta:general,gamma:general

@@ -111,24 +111,25 @@ static void test_lease_plan(void)
     strcpy(l.state, "open");
     l.remaining_us = MIN;
     l.expires_at = now + 121000;
-    CHECK(!sync_lease_renew_due(&l, now, 60000), "expiry beyond two periods: no renewal");
+    CHECK(!sync_lease_renew_due(&l, MIN, now, 60000), "expiry beyond two periods: no renewal");
     l.expires_at = now + 120000;
-    CHECK(sync_lease_renew_due(&l, now, 60000), "expiry within two periods: renew");
-    l.expires_at = now - 1000;
-    CHECK(sync_lease_renew_due(&l, now, 60000), "past the local expiry: renew (the ledger's "
-          "is later)");
+    CHECK(sync_lease_renew_due(&l, MIN, now, 60000), "expiry within two periods: renew");
+    CHECK(!sync_lease_renew_due(&l, 0, now, 60000),
+          "nothing usable (a voided or expired slice holds the rest): no renewal");
+    CHECK(sync_lease_release_due(&l, 0, 1), "nothing usable, remaining on a voided slice: "
+          "release");
     l.remaining_us = 0;
-    CHECK(!sync_lease_renew_due(&l, now, 60000), "spent: no renewal");
-    CHECK(sync_lease_release_due(&l, 1), "spent, nothing unsent: release");
+    CHECK(!sync_lease_renew_due(&l, 0, now, 60000), "spent: no renewal");
+    CHECK(sync_lease_release_due(&l, 0, 1), "spent, nothing unsent: release");
     l.unsent = 2;
-    CHECK(!sync_lease_release_due(&l, 1), "spent, deductions still in the outbox: not yet");
-    CHECK(!sync_lease_release_due(&l, 0), "not needed, deductions unsent: not yet");
+    CHECK(!sync_lease_release_due(&l, 0, 1), "spent, deductions still in the outbox: not yet");
+    CHECK(!sync_lease_release_due(&l, MIN, 0), "not needed, deductions unsent: not yet");
     l.unsent = 0;
     l.remaining_us = MIN;
-    CHECK(!sync_lease_release_due(&l, 1), "minutes left and needed: keep");
-    CHECK(sync_lease_release_due(&l, 0), "minutes left, not needed: release");
+    CHECK(!sync_lease_release_due(&l, MIN, 1), "minutes left and needed: keep");
+    CHECK(sync_lease_release_due(&l, MIN, 0), "minutes left, not needed: release");
     strcpy(l.state, "requested");
-    CHECK(!sync_lease_release_due(&l, 0) && !sync_lease_renew_due(&l, now, 60000),
+    CHECK(!sync_lease_release_due(&l, 0, 0) && !sync_lease_renew_due(&l, MIN, now, 60000),
           "a requested lease is neither renewed nor released");
 }
 
