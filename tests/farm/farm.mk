@@ -13,6 +13,9 @@
 #   tests/farm/faults_{sqlite,pg}.sh  the same drain through a ledger kill -9
 #                         and restart, a node killed -9 holding a lease, a
 #                         node cut off past its lease's expiry reporting late
+#   tests/farm/starve_sqlite.sh       a busy node (its outbox never empty)
+#                         must still be granted a lease (one node, a
+#                         slow ledger through faultproxy.py)
 #   tests/farm/twoledgers_pg.sh       two meter-ledgerd on one PostgreSQL
 #                         serving the 8 nodes: nothing reserved twice
 #   make check-farm       runs just these (also part of `make check`);
