@@ -4,6 +4,8 @@
 #                        with the filters unless configured --disable-ffmpeg
 #   make check           every test through tests/run: one closing line
 #   make check-unit | check-cli | check-filter | check-console
+#   make check-farm      farm mode's drain: 8 nodes spend one pooled pack
+#                        through leases, with faults, both backends (in check)
 #   make check-load      the load suite (8 nodes × 20k records, both ledger
 #                        backends, figures; a few minutes; not in check)
 #   make check-ffmpeg-suite SUITE=trixie    filter tests against that Debian
@@ -283,6 +285,8 @@ check-ffmpeg-src: $(METERCTL) $(LIBMETER_A) $(LIBMETER_PC)
 -include tests/faults/faults.mk
 # after ledger.mk: the console's headless browser test (npm ci of playwright-core)
 -include tests/console/console.mk
+# after e2e.mk: farm mode's drain tests (issue 7) add to CHECK_TESTS
+-include tests/farm/farm.mk
 # libFuzzer harnesses, built with clang into $(BUILD)/fuzz (make fuzz)
 -include tests/fuzz/fuzz.mk
 
@@ -328,6 +332,6 @@ distclean:
 	rm -rf $(BUILD) config.mk
 
 help:
-	@sed -n '3,14s/^# \{0,1\}//p' Makefile
+	@sed -n '3,16s/^# \{0,1\}//p' Makefile
 
 -include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(UNIT_BINS:=.d)
