@@ -24,9 +24,10 @@
  *     admin binds (`meter-ledgerd node bind`).  A foreign id is rejected
  *     before anything looks it up, so the answer never tells a node
  *     whether another node's id exists;
- *   - deductions only from packs assigned to it, of their class, each
- *     starting from the balance the ledger itself holds (before_us equal
- *     to total − used) and never taking a pack below zero, so used_us
+ *   - deductions only from packs assigned to it, of their class and
+ *     account, each starting from the balance the ledger itself holds
+ *     (before_us equal to total − used) and never taking a pack below
+ *     zero, so used_us
  *     stays an exact integer between 0 and total;
  *   - records of accounts the ledger knows only;
  *   - a lease deduction (lease_id set) only against its own lease, of the
@@ -406,6 +407,9 @@ static const char *refusal(const struct ingest_ctx *c, const meter_sync_record *
         else if (p->type != r->cls)
             snprintf(buf, METER_ERRMAX, "deduction of class %s from pack '%s' of type %s",
                      meter_class_name(r->cls), r->pack_id, meter_class_name(p->type));
+        else if (strcmp(p->account, acct) != 0)
+            snprintf(buf, METER_ERRMAX, "deduction of account '%s' from pack '%s' of account "
+                     "'%s'", acct, r->pack_id, p->account);
         else if (r->before_us != p->remaining_us)
             snprintf(buf, METER_ERRMAX, "deduction from pack '%s' starts from a balance of "
                      "%" PRId64 " µs; the ledger holds %" PRId64 " µs", r->pack_id,

@@ -282,6 +282,14 @@ def test_hoard(lg):
     r = ask(lg, "nd-l1", 5 * MIN_US, account="initech", node="node-d")
     t.ok(r.status == 201 and r.json()["lease"]["granted_us"] == 5 * MIN_US,
          "hoard: another node still gets its lease-max-minutes", r)
+    # a deduction's account must be its pack's and its charge's
+    r = lg.batch([deduction("nc-d2", "pc1", MIN_US, 10 * MIN_US, node="node-c", at=later)
+                  | {"account": "acme"}], node="node-c")
+    rej = {x["id"]: x["reason"] for x in (r.json() or {}).get("rejected", [])}
+    t.ok(r.status == 200 and "account" in rej.get("nc-d2", ""),
+         "account: a deduction of acme from node-c's pack of initech: rejected", r)
+    p = lg.admin("GET", "/v1/packs/pc1").json()
+    t.eq(p["used_us"], 0, "account: …pc1 untouched")
     verify(lg, "after the hoarding node")
 
 
