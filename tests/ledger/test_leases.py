@@ -290,6 +290,17 @@ def test_hoard(lg):
          "account: a deduction of acme from node-c's pack of initech: rejected", r)
     p = lg.admin("GET", "/v1/packs/pc1").json()
     t.eq(p["used_us"], 0, "account: …pc1 untouched")
+    r = lg.batch([usage("nc-u3", node="node-c", at=later) | {"account": "acme"},
+                  lded("nc-d4", "pi1", "nc-l1", MIN_US, node="node-c", at=later,
+                       account="initech") | {"charge_id": "nc-u3"}], node="node-c")
+    rej = {x["id"]: x["reason"] for x in (r.json() or {}).get("rejected", [])}
+    t.ok(r.status == 200 and r.json()["accepted"] == ["nc-u3"] and "charge" in rej.get("nc-d4", ""),
+         "account: acme's usage paid by a deduction of initech (same batch): rejected", r)
+    r = lg.batch([lded("nc-d5", "pi1", "nc-l1", MIN_US, node="node-c", at=later,
+                       account="initech") | {"charge_id": "nc-u3"}], node="node-c")
+    rej = {x["id"]: x["reason"] for x in (r.json() or {}).get("rejected", [])}
+    t.ok(r.status == 200 and "charge" in rej.get("nc-d5", ""),
+         "account: …and when the usage was stored by an earlier batch", r)
     verify(lg, "after the hoarding node")
 
 
