@@ -24,11 +24,13 @@
  *     admin binds (`meter-ledgerd node bind`).  A foreign id is rejected
  *     before anything looks it up, so the answer never tells a node
  *     whether another node's id exists;
- *   - deductions only from packs assigned to it, of their class, each
- *     starting from the balance the ledger itself holds (before_us equal
- *     to total − used) and never taking a pack below zero, so used_us
+ *   - deductions only from packs assigned to it, of their class and
+ *     account, each starting from the balance the ledger itself holds
+ *     (before_us equal to total − used) and never taking a pack below
+ *     zero, so used_us
  *     stays an exact integer between 0 and total;
- *   - records of accounts the ledger knows only;
+ *   - records of accounts the ledger knows only, a deduction of its
+ *     charge's account (when the charge is in the batch or stored);
  *   - a lease deduction (lease_id set) only against its own lease, of the
  *     record's account and class, naming a pack the lease has a slice of;
  *     the same answer for another node's lease as for an unknown one.
@@ -406,6 +408,9 @@ static const char *refusal(const struct ingest_ctx *c, const meter_sync_record *
         else if (p->type != r->cls)
             snprintf(buf, METER_ERRMAX, "deduction of class %s from pack '%s' of type %s",
                      meter_class_name(r->cls), r->pack_id, meter_class_name(p->type));
+        else if (strcmp(p->account, acct) != 0)
+            snprintf(buf, METER_ERRMAX, "deduction of account '%s' from pack '%s' of account "
+                     "'%s'", acct, r->pack_id, p->account);
         else if (r->before_us != p->remaining_us)
             snprintf(buf, METER_ERRMAX, "deduction from pack '%s' starts from a balance of "
                      "%" PRId64 " µs; the ledger holds %" PRId64 " µs", r->pack_id,
@@ -419,6 +424,44 @@ static const char *refusal(const struct ingest_ctx *c, const meter_sync_record *
         return buf;
     }
     return NULL;
+}
+
+/* Why a deduction cannot be stored because its charge (the usage or
+ * settlement it pays, in this batch or stored before) is of another
+ * account, or NULL.  A charge not known yet is not judged (verify is). */
+static const char *charge_refusal(ledger_store *st, const struct ingest_ctx *c,
+                                  const meter_sync_record *r, char buf[METER_ERRMAX], int *rc)
+{
+    *rc = METER_OK;
+    if (strcmp(r->kind, "deduction") != 0 || !r->charge_id[0])
+        return NULL;
+    const char *acct = r->account[0] ? r->account : METER_ACCOUNT_DEFAULT;
+    char charge[METER_NAME_MAX] = "";
+    int found = 0;
+    for (size_t i = 0; i < c->n && !found; i++) {
+        const meter_sync_record *x = &c->recs[i];
+        if ((!strcmp(x->kind, "usage") || !strcmp(x->kind, "settlement")) &&
+            !strcmp(x->id, r->charge_id) && !strcmp(x->node, c->node)) {
+            store_copy(charge, sizeof charge, x->account[0] ? x->account : METER_ACCOUNT_DEFAULT);
+            found = 1;
+        }
+    }
+    if (!found) {
+        lparam p[] = { P_TEXT(r->charge_id), P_TEXT(c->node) };
+        lres res;
+        *rc = store_exec(st, "SELECT account FROM records WHERE id = $1 AND node = $2"
+                             " AND kind IN ('usage', 'settlement')", p, 2, &res);
+        if (*rc != METER_OK)
+            return NULL;
+        if ((found = res.nrows > 0))
+            lres_text(&res, 0, 0, charge, sizeof charge);
+        lres_free(&res);
+    }
+    if (!found || !strcmp(charge, acct))
+        return NULL;
+    snprintf(buf, METER_ERRMAX, "deduction of account '%.60s' for charge '%.60s' of account "
+             "'%.60s'", acct, r->charge_id, charge);
+    return buf;
 }
 
 /* ------------------------------------------------------------ postings -- */
@@ -620,6 +663,8 @@ static int ingest_tx(ledger_store *st, void *vctx)
         memset(o, 0, sizeof *o);
         char buf[METER_ERRMAX];
         const char *why = refusal(c, r, buf);
+        if (!why && (why = charge_refusal(st, c, r, buf, &rc), rc != METER_OK))
+            break;
         int own = !why && own_id(st, c, r, &rc);
         if (rc != METER_OK)
             break;

@@ -386,11 +386,34 @@ static int grant_tx(ledger_store *st, void *vctx)
                                 open);
         }
     }
+    /* what the node holds of this account and class already: lease-max-
+     * minutes bounds that, not only one lease (else one node could hold
+     * leases-per-node × lease-max-minutes of one account and starve every
+     * other node of it) */
+    int64_t held = 0;
+    if (rc == METER_OK) {
+        lparam p[] = { P_TEXT(c->node), P_TEXT(c->account), P_TEXT(meter_class_name(c->cls)),
+                       P_INT(c->now) };
+        if ((rc = store_exec(st, "SELECT COALESCE(SUM(s.granted_us - s.posted_us), 0)"
+                                 " FROM lease_slices s JOIN leases l ON l.id = s.lease_id"
+                                 " WHERE l.node = $1 AND l.account = $2 AND l.class = $3"
+                                 " AND l.state = 'open' AND l.expires_ms > $4 AND s.voided = 0",
+                             p, 4, &r)) == METER_OK) {
+            held = lres_int(&r, 0, 0);
+            lres_free(&r);
+            if (held >= c->lim->max_us)
+                rc = store_fail(st, METER_EREFUSED, "node '%s' holds %" PRId64 " µs of %s/%s "
+                                "in open leases, the most lease-max-minutes allows: spend or "
+                                "release some first", c->node, held, c->account,
+                                meter_class_name(c->cls));
+        }
+    }
     if (rc != METER_OK) {
         free(cands);
         return rc;
     }
-    int64_t want = c->want_us < c->lim->max_us ? c->want_us : c->lim->max_us, left = want;
+    int64_t want = c->want_us < c->lim->max_us - held ? c->want_us : c->lim->max_us - held;
+    int64_t left = want;
     size_t take = 0;
     for (; take < nc && take < LEDGER_LEASE_SLICES_MAX && left > 0; take++) {
         int64_t t = cands[take].free_us < left ? cands[take].free_us : left;

@@ -4,8 +4,9 @@
  *
  * Every charge is split across the valid packs of its class and account in
  * the order earliest end, then earliest start, then id (billing-rules.md
- * §2) — lease slices among them, each only while the charge's time is
- * before its expires_at; what no pack covers becomes an overage row, so Σ deductions of a charge always
+ * §2) — lease slices among them, each only while both the charge's time
+ * and the local clock are before its expires_at; what no pack covers
+ * becomes an overage row, so Σ deductions of a charge always
  * equals what it billed (invariant I3).  All of it runs inside the caller's
  * BEGIN IMMEDIATE transaction, so concurrent writers serialise here and a
  * balance read is never stale when it is written back.
@@ -87,7 +88,8 @@ static int eligible_packs(meter_store *st, const char *account, meter_class cls,
     sqlite3_stmt *s = meter_prepare(st,
         "SELECT id, remaining_us FROM packs WHERE account = ?4 AND type = ?1 AND frozen = 0"
         " AND refunded_at IS NULL AND remaining_us > 0 AND start_at <= ?2 AND end_at > ?2"
-        " AND (?3 = 0 OR start_at < ?3) AND (expires_at IS NULL OR ?2 < expires_at)"
+        " AND (?3 = 0 OR start_at < ?3)"
+        " AND (expires_at IS NULL OR (?2 < expires_at AND ?5 < expires_at))"
         " ORDER BY end_at, start_at, id");
     if (!s)
         return METER_EDB;
@@ -95,6 +97,10 @@ static int eligible_packs(meter_store *st, const char *account, meter_class cls,
     sqlite3_bind_int64(s, 2, at);
     sqlite3_bind_int64(s, 3, start_before);
     sqlite3_bind_text(s, 4, account, -1, SQLITE_STATIC);
+    /* a lease slice also stops on the local clock: a usage dated back
+     * (meterctl record --at) must not spend a slice whose lease has
+     * resolved or expired since */
+    sqlite3_bind_int64(s, 5, meter_now());
     size_t cap = 0;
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {

@@ -248,6 +248,63 @@ def test_expiry(lg):
          "/metrics: lease calls by operation and result")
 
 
+def test_hoard(lg):
+    """Review: what one node may hold and what its deductions may claim.
+    The ledger runs with --lease-max-minutes 5 --leases-per-node 3 (test_expiry)."""
+    later = T_NOW + 600000
+    for n in ("node-c", "node-d"):
+        rc, out, err = lg.cli("node", "add", n)
+        t.ok(rc == 0, "node add %s" % n, out + err)
+        lg.secrets[n] = out.strip()
+    r = lg.admin("POST", "/v1/accounts", {"name": "initech"})
+    t.ok(r.status == 201, "account initech", r)
+    for body in ({"id": "pi1", "type": "general", "minutes": 100, "start_ms": T_NOW - DAY_MS,
+                  "account": "initech"},
+                 {"id": "pc1", "type": "general", "minutes": 10, "start_ms": T_NOW - DAY_MS,
+                  "account": "initech", "node": "node-c"}):
+        r = lg.admin("POST", "/v1/packs", body)
+        t.ok(r.status == 201, "buy %s" % body["id"], r)
+    # denial by reservation: one node asking lease after lease of one account
+    r = ask(lg, "nc-l1", 5 * MIN_US, account="initech", node="node-c")
+    t.ok(r.status == 201 and r.json()["lease"]["granted_us"] == 5 * MIN_US,
+         "hoard: node-c's first lease of initech: 5 minutes", r)
+    r = ask(lg, "nc-l2", 5 * MIN_US, account="initech", node="node-c")
+    t.ok(r.status == 422 and r.error_code() == "refused" and "lease-max-minutes" in r.body.decode(),
+         "hoard: a second lease while it holds lease-max-minutes of initech/general: 422", r)
+    g = {a["name"]: a for a in lg.admin("GET", "/v1/accounts").json()["accounts"]}
+    t.eq(g["initech"]["classes"]["general"]["reserved_us"], 5 * MIN_US,
+         "hoard: node-c holds no more than lease-max-minutes of initech")
+    r = lg.batch([lded("nc-d1", "pi1", "nc-l1", 2 * MIN_US, node="node-c", at=later,
+                       account="initech")], node="node-c")
+    t.ok(r.status == 200 and r.json()["accepted"] == ["nc-d1"], "hoard: node-c posts 2", r)
+    r = ask(lg, "nc-l3", 5 * MIN_US, account="initech", node="node-c")
+    t.ok(r.status == 201 and r.json()["lease"]["granted_us"] == 2 * MIN_US,
+         "hoard: then a new lease is cut to what it may still hold (2 of 5)", r)
+    r = ask(lg, "nd-l1", 5 * MIN_US, account="initech", node="node-d")
+    t.ok(r.status == 201 and r.json()["lease"]["granted_us"] == 5 * MIN_US,
+         "hoard: another node still gets its lease-max-minutes", r)
+    # a deduction's account must be its pack's and its charge's
+    r = lg.batch([deduction("nc-d2", "pc1", MIN_US, 10 * MIN_US, node="node-c", at=later)
+                  | {"account": "acme"}], node="node-c")
+    rej = {x["id"]: x["reason"] for x in (r.json() or {}).get("rejected", [])}
+    t.ok(r.status == 200 and "account" in rej.get("nc-d2", ""),
+         "account: a deduction of acme from node-c's pack of initech: rejected", r)
+    p = lg.admin("GET", "/v1/packs/pc1").json()
+    t.eq(p["used_us"], 0, "account: …pc1 untouched")
+    r = lg.batch([usage("nc-u3", node="node-c", at=later) | {"account": "acme"},
+                  lded("nc-d4", "pi1", "nc-l1", MIN_US, node="node-c", at=later,
+                       account="initech") | {"charge_id": "nc-u3"}], node="node-c")
+    rej = {x["id"]: x["reason"] for x in (r.json() or {}).get("rejected", [])}
+    t.ok(r.status == 200 and r.json()["accepted"] == ["nc-u3"] and "charge" in rej.get("nc-d4", ""),
+         "account: acme's usage paid by a deduction of initech (same batch): rejected", r)
+    r = lg.batch([lded("nc-d5", "pi1", "nc-l1", MIN_US, node="node-c", at=later,
+                       account="initech") | {"charge_id": "nc-u3"}], node="node-c")
+    rej = {x["id"]: x["reason"] for x in (r.json() or {}).get("rejected", [])}
+    t.ok(r.status == 200 and "charge" in rej.get("nc-d5", ""),
+         "account: …and when the usage was stored by an earlier batch", r)
+    verify(lg, "after the hoarding node")
+
+
 def test_two_instances(lg):
     """Two servers on one PostgreSQL; 16 threads ask 3-minute leases of a
     60-minute pool through both at once: Σ granted ≤ 60, verify clean."""
@@ -313,6 +370,7 @@ def main():
         test_limit(lg)
         test_usage(lg)
         test_expiry(lg)
+        test_hoard(lg)
         if backend == "pg":
             test_two_instances(lg)
         rc = lg.stop()

@@ -500,6 +500,37 @@ static void enforce(const char *dir)
     meter_close(st);
 }
 
+/* Review: a usage recorded with a past time (meterctl record --at) must
+ * not spend a slice that has stopped on the local clock: the lease is
+ * resolved (or expired) at the ledger, whose minutes those are no more. */
+static void backdated(const char *dir)
+{
+    const char *db = tap_path(dir, "backdated.db");
+    meter_store *st = mt_open(db);
+    char sid[METER_NAME_MAX];
+    meter_lease l = open_lease(st, "acme", "pk-b", S(600), tap_utc(2026, 2, 1, 0, 0, 0), sid);
+    at(100000);
+    CHECK_RC(st, meter_lease_resolved(st, l.id, "released", NULL), METER_OK, "released");
+    at(200000);
+    meter_usage_in in = mt_in("old", "720p", METER_CLASS_GENERAL, "h264", 1280, 720, S(10));
+    in.account = "acme";
+    in.at = T0 + 50000;   /* before the release */
+    meter_usage_result r;
+    memset(&r, 0, sizeof r);
+    CHECK_RC(st, meter_record(st, &in, &r), METER_OK, "record a usage dated before the release");
+    CHECK_EQ_I64(r.covered_us, 0, "a back-dated usage takes nothing from a stopped slice");
+    CHECK_EQ_I64(mt_remaining(st, sid), S(600), "…the released slice untouched");
+    /* an open lease's slice still pays a back-dated usage */
+    char sid2[METER_NAME_MAX];
+    open_lease(st, "acme", "pk-c", S(600), tap_utc(2026, 2, 1, 0, 0, 0), sid2);
+    at(1000);
+    in.job = "old2";
+    in.at = T0 - 3600000;
+    CHECK_RC(st, meter_record(st, &in, &r), METER_OK, "record a usage dated an hour ago");
+    CHECK_EQ_I64(r.covered_us, S(20), "…an open slice pays it");
+    meter_close(st);
+}
+
 int main(void)
 {
     T0 = tap_utc(2026, 6, 15, 12, 0, 0);
@@ -508,5 +539,6 @@ int main(void)
     grant(dir);
     engine(dir);
     enforce(dir);
+    backdated(dir);
     return done_testing();
 }
