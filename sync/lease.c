@@ -288,6 +288,36 @@ static int64_t usable_of(const meter_pack *ps, size_t n, const char *lease_id)
     return sum;
 }
 
+/* Whether the pair's last asks were refused so recently that asking again
+ * now would only add another refused row: after k refusals in a row the
+ * pair waits sync_lease_refusal_wait_ms(k) from the last one. */
+static int refused_lately(sync_ctx *c, const sync_pair *p, meter_time now, int64_t period,
+                          int *wait)
+{
+    meter_lease *ls;
+    size_t n;
+    *wait = 0;
+    int rc = meter_lease_list(c->st, p->account, 0, &ls, &n);
+    if (rc != METER_OK)
+        return sync_fail(c, rc, "list the leases of %s: %s", p->account, meter_errmsg(c->st));
+    /* oldest first: count the refusals that end the pair's list */
+    int refusals = 0;
+    meter_time last = 0;
+    for (size_t i = n; i-- > 0;) {
+        if (ls[i].cls != p->cls)
+            continue;
+        if (strcmp(ls[i].state, "refused") != 0)
+            break;
+        if (!refusals)
+            last = ls[i].resolved_at;
+        if (++refusals >= 16)
+            break;
+    }
+    meter_free(ls);
+    *wait = refusals > 0 && now < last + sync_lease_refusal_wait_ms(refusals, period);
+    return METER_OK;
+}
+
 static int manage_pair(sync_ctx *c, const sync_pair *p, int64_t min_us, int *full)
 {
     const int64_t period = c->cfg->lease_period_ms;
@@ -346,6 +376,9 @@ static int manage_pair(sync_ctx *c, const sync_pair *p, int64_t min_us, int *ful
     int64_t target = sync_lease_target_us(burn, SYNC_BURN_WINDOW_MS, period, min_us);
     if (*full || !sync_lease_wanted(local, target, soonest, now, period, fresh))
         return METER_OK;
+    int wait = 0;
+    if ((rc = refused_lately(c, p, now, period, &wait)) != METER_OK || wait)
+        return rc;
     /* a resent id may come back resolved: then one new request */
     for (int tries = 0; tries < 2; tries++) {
         if (sync_stopped(c))

@@ -127,3 +127,14 @@ int sync_lease_release_due(const meter_lease *l, int64_t usable_us, int needed)
 {
     return strcmp(l->state, "open") == 0 && l->unsent == 0 && (usable_us <= 0 || !needed);
 }
+
+int64_t sync_lease_refusal_wait_ms(int refusals, int64_t period_ms)
+{
+    if (refusals <= 1 || period_ms <= 0)
+        return period_ms > 0 ? period_ms / 2 : 0;
+    int64_t wait = period_ms;
+    for (int k = 1; k < refusals - 1 && wait < SYNC_REFUSAL_WAIT_MAX_MS; k++)
+        wait *= 2;
+    wait = wait * 2 - period_ms / 2;
+    return wait < SYNC_REFUSAL_WAIT_MAX_MS ? wait : SYNC_REFUSAL_WAIT_MAX_MS;
+}

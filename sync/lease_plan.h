@@ -52,6 +52,13 @@ int64_t sync_lease_target_us(int64_t burn_us, int64_t window_ms, int64_t period_
 int sync_lease_wanted(int64_t local_us, int64_t target_us, meter_time soonest,
                       meter_time now, int64_t period_ms, int fresh);
 
+/* How long a pair waits, from its last refusal, before asking again after
+ * `refusals` (≥ 1) refused asks in a row: half a period after one (so the
+ * next round asks again: the slack is for the round's own time), then
+ * 2^(k−1) periods less that slack, at most SYNC_REFUSAL_WAIT_MAX_MS. */
+#define SYNC_REFUSAL_WAIT_MAX_MS (5 * 60 * 1000)
+int64_t sync_lease_refusal_wait_ms(int refusals, int64_t period_ms);
+
 /* A lease's usable minutes (`usable_us`) are the remaining of its slices
  * that can still take a deduction now (status valid: started, not ended,
  * before their local expiry, not voided) — its remaining_us also counts

@@ -118,7 +118,19 @@ int sync_push(sync_ctx *c)
 {
     const meter_sync_config *cfg = c->cfg;
     size_t batch = cfg->batch;
+    /* One round pushes at most what the outbox held when it started: jobs
+     * that add records faster than the ledger takes them must not keep
+     * the round from its end, where the leases are renewed (a busy node
+     * would otherwise let them expire and meter into overage). */
+    meter_sync_status ss;
+    int64_t budget, moved_total = 0;
+    int src = meter_sync_status_get(c->st, &ss);
+    if (src != METER_OK)
+        return sync_fail(c, src, "read the outbox: %s", meter_errmsg(c->st));
+    budget = ss.depth;
     for (;;) {
+        if (moved_total >= budget)
+            return METER_OK;
         if (sync_stopped(c))
             return sync_fail(c, METER_SYNC_ESTOPPED, "stopped by a signal");
         meter_sync_record *rows;
@@ -159,6 +171,7 @@ int sync_push(sync_ctx *c)
             c->rep->sent += (int64_t)k;
             rc = settle(c, &bc.res);
             size_t moved = bc.res.n_accepted + bc.res.n_duplicates + bc.res.n_rejected;
+            moved_total += (int64_t)moved;
             /* the ledger must make progress, or we would resend forever */
             if (rc == METER_OK && moved == 0)
                 rc = sync_fail(c, METER_SYNC_EPROTO, "POST %s: the ledger answered none of "

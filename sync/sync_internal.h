@@ -95,6 +95,8 @@ int sync_call_expect(sync_ctx *c, const char *method, const char *path, const ch
                      size_t len, sync_check_fn check, void *arg, const long *expect,
                      json_t **answer, long *status, char msg[PROTO_ERRMAX]);
 
+/* Pushes the outbox, batch after batch: at most as many records as it
+ * held when the call began (newer ones wait for the next round). */
 int sync_push(sync_ctx *c);
 int sync_pull(sync_ctx *c);
 /* After push and pull: request, renew and release this node's leases

@@ -1,12 +1,13 @@
 #!/bin/bash
 # starve_sqlite.sh — a busy node must still get (and keep) its lease.
 #
-# The drain on PostgreSQL (drain_pg.sh) ends with no node ever granted a
-# lease: `meterctl sync` pushes the whole outbox before it looks at leases
-# (sync/client.c: sync_push, then pull, then sync_leases; sync/push.c loops
-# until the outbox is empty), so a node whose jobs queue records faster than
-# the ledger acknowledges them never reaches the lease step — no request,
-# no renewal — and meters everything as overage.  This is the same in
+# A regression test: `meterctl sync` used to push the whole outbox before it
+# looked at leases, so a node whose jobs queue records faster than the
+# ledger acknowledges them never reached the lease step — no request, no
+# renewal — and metered everything as overage (the drain on PostgreSQL
+# ended with no node ever granted a lease).  A round now pushes at most what
+# the outbox held when it began (sync/push.c), then sees to the leases.
+# The case in
 # small, on SQLite, deterministic: one node, one pooled pack, the ledger's
 # batch answers held 0.3 s by faultproxy.py, batches of one record, and a
 # record loop queueing ~2 records (usage + deduction) every 0.2 s.  The

@@ -305,7 +305,7 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 status, answer = 404, {"error": {"code": "not_found", "message": "no such path"}}
             note.update(status=status, lease=(req.get("id") if len(parts) == 3 else parts[3]),
-                        want_us=req.get("want_us"))
+                        want_us=req.get("want_us"), account=req.get("account"))
             STATE["requests"].append(note)
             save()
         if fault == "lose":

@@ -178,6 +178,15 @@ check "with the ledger's reason" grep -q "no general minutes" \
     <<<"$(db "SELECT reason FROM leases WHERE account = 'gamma'")"
 mc --format json sync status
 is "status: the last error stays empty (a refusal is an answer)" "$(jq_py 'd["last_error"]')" null
+# refused again and again: the pair asks less and less often
+gamma_asks() { state "sum(1 for r in s['requests'] if r.get('path') == '/v1/leases' and r.get('account') == 'gamma')"; }
+asked=$(gamma_asks)
+at 121; sync
+is "one period after one refusal: asked again" "$(( $(gamma_asks) - asked ))" 1
+at 181; sync
+is "the next period, after two refusals in a row: not asked" "$(( $(gamma_asks) - asked ))" 1
+is "…so no new refused row on the node" "$(db "SELECT count(*) FROM leases WHERE account = 'gamma'")" 2
+# (when it asks again is test_sync_client's: a later sync here would renew the leases above)
 mc config set lease_accounts acme:general,beta:general,acme:tsc
 
 # --- renewal before expiry -------------------------------------------------

@@ -131,6 +131,18 @@ static void test_lease_plan(void)
     strcpy(l.state, "requested");
     CHECK(!sync_lease_release_due(&l, 0, 0) && !sync_lease_renew_due(&l, MIN, now, 60000),
           "a requested lease is neither renewed nor released");
+
+    /* refusals in a row: the next round asks after one, then 2, 4, … periods */
+    CHECK_EQ_INT(sync_lease_refusal_wait_ms(1, 60000), 30000,
+                 "one refusal: half a period, so the next round asks again");
+    CHECK_EQ_INT(sync_lease_refusal_wait_ms(2, 60000), 90000,
+                 "two: 2 periods less half a period (the next round waits)");
+    CHECK_EQ_INT(sync_lease_refusal_wait_ms(3, 60000), 210000, "three: 4 periods less slack");
+    CHECK_EQ_INT(sync_lease_refusal_wait_ms(4, 60000), SYNC_REFUSAL_WAIT_MAX_MS,
+                 "four: capped at 5 minutes");
+    CHECK_EQ_INT(sync_lease_refusal_wait_ms(5, 1000), 15500, "five of 1 s periods: 16 s less slack");
+    CHECK_EQ_INT(sync_lease_refusal_wait_ms(60, 1000), SYNC_REFUSAL_WAIT_MAX_MS,
+                 "no overflow for long runs of refusals");
 }
 
 static int warned;
