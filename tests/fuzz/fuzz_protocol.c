@@ -7,7 +7,9 @@
  *   node side    proto_packs_from_json (the packs answer),
  *                proto_batch_result_parse (the batch answer) against the
  *                ids the input's "sent" array names (or a fixed set),
- *                proto_error_parse on the raw bytes (any error body).
+ *                proto_error_parse on the raw bytes (any error body),
+ *                proto_lease_from_json (a lease answer);
+ *   both         proto_lease_request_from_json (a lease request).
  *
  * Beyond "no crash", it checks what the decoders promise: a record or pack
  * that decodes survives encode → decode unchanged; a batch answer that
@@ -175,6 +177,35 @@ static void fuzz_error_roundtrip(const uint8_t *data, size_t size)
     (void)proto_error_from_name(code);
 }
 
+/* Lease answers (node side) and lease requests (ledger side): what
+ * decodes survives encode → decode unchanged. */
+static void fuzz_leases(const json_t *j)
+{
+    char err[PROTO_ERRMAX];
+    static proto_lease l, back;   /* 64 slices: too big for a fuzzer's stack */
+    memset(&l, 0xA5, sizeof l);
+    if (proto_lease_from_json(j, &l, err) == PROTO_OK) {
+        json_t *e = proto_lease_to_json(&l);
+        fuzz_check(e != NULL, "lease %s decoded but does not encode", l.id);
+        fuzz_check(proto_lease_from_json(e, &back, err) == PROTO_OK,
+                   "lease %s does not decode after encoding: %s", l.id, err);
+        fuzz_check(memcmp(&l, &back, sizeof l) == 0, "lease %s changed in a round trip", l.id);
+        json_decref(e);
+    } else {
+        fuzz_check(strlen(err) > 0 && !strchr(err, '\n'), "a lease refusal needs one line");
+    }
+    proto_lease_request q, qb;
+    memset(&q, 0xA5, sizeof q);
+    if (proto_lease_request_from_json(j, &q, err) == PROTO_OK) {
+        json_t *e = proto_lease_request_to_json(&q);
+        fuzz_check(e != NULL, "lease request %s does not encode", q.id);
+        fuzz_check(proto_lease_request_from_json(e, &qb, err) == PROTO_OK &&
+                   memcmp(&q, &qb, sizeof q) == 0, "lease request %s changed in a round trip",
+                   q.id);
+        json_decref(e);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_batch(data, size);
@@ -182,6 +213,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_t *j = json_loadb((const char *)data, size, 0, NULL);
     fuzz_packs(j);
     fuzz_batch_result(j);
+    fuzz_leases(j);
     json_decref(j);
 
     char code[32], message[PROTO_ERRMAX];
