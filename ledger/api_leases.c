@@ -136,6 +136,11 @@ static void lease_action(request *rq, int renew)
 void api_lease_renew(request *rq)   { lease_action(rq, 1); }
 void api_lease_release(request *rq) { lease_action(rq, 0); }
 
+static json_t *lease_row(const void *row, const request *rq)
+{
+    return lease_json(row, rq->now);
+}
+
 void api_lease_list(request *rq)
 {
     ledger_lease_filter f = { 0 };
@@ -151,14 +156,6 @@ void api_lease_list(request *rq)
     ledger_lease *rows;
     size_t n;
     int rc = ledger_lease_list(st, &f, rq->now, &rows, &n);
-    if (rc != METER_OK) {
-        reply_store_error(rq, rc);
-        return;
-    }
-    json_t *arr = json_array();
-    int ok = arr != NULL;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = !json_array_append_new(arr, lease_json(&rows[i], rq->now));
+    reply_rows(rq, "leases", rc, rows, n, sizeof *rows, lease_row);
     free(rows);
-    reply_list(rq, "leases", arr, ok);
 }
