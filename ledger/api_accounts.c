@@ -61,6 +61,12 @@ json_t *account_json(const ledger_account *a)
                      "classes", "general", g, "tsc", t);
 }
 
+static json_t *account_row(const void *row, const request *rq)
+{
+    (void)rq;
+    return account_json(row);
+}
+
 void api_account_list(request *rq)
 {
     ledger_store *st = rq_store(rq);
@@ -69,14 +75,6 @@ void api_account_list(request *rq)
     ledger_account *rows;
     size_t n;
     int rc = ledger_account_list(st, rq->now, &rows, &n);
-    if (rc != METER_OK) {
-        reply_store_error(rq, rc);
-        return;
-    }
-    json_t *arr = json_array();
-    int ok = arr != NULL;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = !json_array_append_new(arr, account_json(&rows[i]));
+    reply_rows(rq, "accounts", rc, rows, n, sizeof *rows, account_row);
     free(rows);
-    reply_list(rq, "accounts", arr, ok);
 }

@@ -20,6 +20,33 @@ static int query_args(request *rq, ledger_query *q)
     return 1;
 }
 
+static json_t *detail_row(const void *row, const request *rq)
+{
+    (void)rq;
+    const ledger_detail_row *d = row;
+    int overage = d->pack_id[0] == '\0';
+    json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:s, s:s, s:I, s:o, s:o, s:I, s:I, s:I}",
+        "day", d->day, "node", d->node, "account", d->account,
+        "pack_id", overage ? json_null() : json_string(d->pack_id),
+        "type", meter_class_name(d->type), "ttype", d->ttype,
+        "used_us", (json_int_t)d->used_us,
+        "before_us", overage ? json_null() : json_integer(d->before_us),
+        "after_us", overage ? json_null() : json_integer(d->after_us),
+        "first_ms", (json_int_t)d->first_at, "last_ms", (json_int_t)d->last_at,
+        "count", (json_int_t)d->count);
+    int ok = o && !put_minutes(o, "used_min", d->used_us);
+    if (ok && d->overflow)
+        ok = !json_object_set_new(o, "overflow", json_true());
+    if (ok && !overage)
+        ok = !put_minutes(o, "before_min", d->before_us) &&
+             !put_minutes(o, "after_min", d->after_us);
+    if (!ok) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
 void api_usage_details(request *rq)
 {
     ledger_query q;
@@ -39,35 +66,8 @@ void api_usage_details(request *rq)
     ledger_detail_row *rows;
     size_t n;
     int rc = ledger_usage_details(st, &q, &rows, &n);
-    if (rc != METER_OK) {
-        reply_store_error(rq, rc);
-        return;
-    }
-    json_t *arr = json_array();
-    int ok = arr != NULL;
-    for (size_t i = 0; ok && i < n; i++) {
-        const ledger_detail_row *d = &rows[i];
-        int overage = d->pack_id[0] == '\0';
-        json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:s, s:s, s:I, s:o, s:o, s:I, s:I, s:I}",
-            "day", d->day, "node", d->node, "account", d->account,
-            "pack_id", overage ? json_null() : json_string(d->pack_id),
-            "type", meter_class_name(d->type), "ttype", d->ttype,
-            "used_us", (json_int_t)d->used_us,
-            "before_us", overage ? json_null() : json_integer(d->before_us),
-            "after_us", overage ? json_null() : json_integer(d->after_us),
-            "first_ms", (json_int_t)d->first_at, "last_ms", (json_int_t)d->last_at,
-            "count", (json_int_t)d->count);
-        ok = o && !put_minutes(o, "used_min", d->used_us);
-        if (ok && d->overflow)
-            ok = !json_object_set_new(o, "overflow", json_true());
-        if (ok && !overage)
-            ok = !put_minutes(o, "before_min", d->before_us) &&
-                 !put_minutes(o, "after_min", d->after_us);
-        ok = ok && !json_array_append(arr, o);
-        json_decref(o);
-    }
+    reply_rows(rq, "rows", rc, rows, n, sizeof *rows, detail_row);
     free(rows);
-    reply_list(rq, "rows", arr, ok);
 }
 
 void api_usage_records(request *rq)
@@ -110,6 +110,26 @@ void api_usage_records(request *rq)
     reply_json(rq, 200, json_pack("{s:o, s:o}", "records", arr, "next", next));
 }
 
+static json_t *total_row(const void *row, const request *rq)
+{
+    (void)rq;
+    const ledger_total_row *t = row;
+    json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "node", t->node,
+                          "usage_count", (json_int_t)t->usage_count,
+                          "duration_us", (json_int_t)t->duration_us,
+                          "billed_us", (json_int_t)t->billed_us,
+                          "covered_us", (json_int_t)t->covered_us,
+                          "overage_us", (json_int_t)t->overage_us,
+                          "records", (json_int_t)t->records);
+    if (o && !put_minutes(o, "billed_min", t->billed_us) &&
+        !put_minutes(o, "covered_min", t->covered_us) &&
+        !put_minutes(o, "overage_min", t->overage_us) &&
+        (!t->overflow || !json_object_set_new(o, "overflow", json_true())))
+        return o;
+    json_decref(o);
+    return NULL;
+}
+
 void api_totals(request *rq)
 {
     const char *node = NULL, *account = NULL;
@@ -121,30 +141,8 @@ void api_totals(request *rq)
     ledger_total_row *rows;
     size_t n;
     int rc = ledger_totals(st, node, account, &rows, &n);
-    if (rc != METER_OK) {
-        reply_store_error(rq, rc);
-        return;
-    }
-    json_t *arr = json_array();
-    int ok = arr != NULL;
-    for (size_t i = 0; ok && i < n; i++) {
-        const ledger_total_row *t = &rows[i];
-        json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "node", t->node,
-                              "usage_count", (json_int_t)t->usage_count,
-                              "duration_us", (json_int_t)t->duration_us,
-                              "billed_us", (json_int_t)t->billed_us,
-                              "covered_us", (json_int_t)t->covered_us,
-                              "overage_us", (json_int_t)t->overage_us,
-                              "records", (json_int_t)t->records);
-        ok = o && !put_minutes(o, "billed_min", t->billed_us) &&
-             !put_minutes(o, "covered_min", t->covered_us) &&
-             !put_minutes(o, "overage_min", t->overage_us) &&
-             (!t->overflow || !json_object_set_new(o, "overflow", json_true())) &&
-             !json_array_append(arr, o);
-        json_decref(o);
-    }
+    reply_rows(rq, "totals", rc, rows, n, sizeof *rows, total_row);
     free(rows);
-    reply_list(rq, "totals", arr, ok);
 }
 
 void api_node_create(request *rq)
@@ -174,6 +172,15 @@ void api_node_create(request *rq)
     json_decref(body);
 }
 
+static json_t *node_row(const void *row, const request *rq)
+{
+    (void)rq;
+    const ledger_node *nd = row;
+    return json_pack("{s:s, s:I, s:o}", "name", nd->name, "created_ms",
+                     (json_int_t)nd->created_at, "last_seen_ms",
+                     nd->last_seen ? json_integer(nd->last_seen) : json_null());
+}
+
 void api_node_list(request *rq)
 {
     ledger_store *st = rq_store(rq);
@@ -182,18 +189,18 @@ void api_node_list(request *rq)
     ledger_node *rows;
     size_t n;
     int rc = ledger_node_list(st, &rows, &n);
-    if (rc != METER_OK) {
-        reply_store_error(rq, rc);
-        return;
-    }
-    json_t *arr = json_array();
-    int ok = arr != NULL;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = !json_array_append_new(arr, json_pack("{s:s, s:I, s:o}", "name", rows[i].name,
-            "created_ms", (json_int_t)rows[i].created_at, "last_seen_ms",
-            rows[i].last_seen ? json_integer(rows[i].last_seen) : json_null()));
+    reply_rows(rq, "nodes", rc, rows, n, sizeof *rows, node_row);
     free(rows);
-    reply_list(rq, "nodes", arr, ok);
+}
+
+static json_t *audit_row(const void *row, const request *rq)
+{
+    (void)rq;
+    const ledger_audit_row *a = row;
+    return json_pack("{s:I, s:I, s:s, s:s, s:o, s:o}",
+        "seq", (json_int_t)a->seq, "at_ms", (json_int_t)a->at, "admin", a->admin,
+        "action", a->action, "target", a->target[0] ? json_string(a->target) : json_null(),
+        "body", a->body ? json_string(a->body) : json_null());
 }
 
 void api_audit(request *rq)
@@ -207,19 +214,6 @@ void api_audit(request *rq)
     ledger_audit_row *rows;
     size_t n;
     int rc = ledger_audit_list(st, from, to, &rows, &n);
-    if (rc != METER_OK) {
-        reply_store_error(rq, rc);
-        return;
-    }
-    json_t *arr = json_array();
-    int ok = arr != NULL;
-    for (size_t i = 0; ok && i < n; i++) {
-        const ledger_audit_row *a = &rows[i];
-        ok = !json_array_append_new(arr, json_pack("{s:I, s:I, s:s, s:s, s:o, s:o}",
-            "seq", (json_int_t)a->seq, "at_ms", (json_int_t)a->at, "admin", a->admin,
-            "action", a->action, "target", a->target[0] ? json_string(a->target) : json_null(),
-            "body", a->body ? json_string(a->body) : json_null()));
-    }
+    reply_rows(rq, "audit", rc, rows, n, sizeof *rows, audit_row);
     ledger_audit_free(rows, n);
-    reply_list(rq, "audit", arr, ok);
 }

@@ -136,6 +136,11 @@ static void lease_action(request *rq, int renew)
 void api_lease_renew(request *rq)   { lease_action(rq, 1); }
 void api_lease_release(request *rq) { lease_action(rq, 0); }
 
+static json_t *lease_row(const void *row, const request *rq)
+{
+    return lease_json(row, rq->now);
+}
+
 void api_lease_list(request *rq)
 {
     ledger_lease_filter f = { 0 };
@@ -155,13 +160,10 @@ void api_lease_list(request *rq)
         reply_store_error(rq, rc);
         return;
     }
-    json_t *arr = json_array();
-    int ok = arr != NULL;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = !json_array_append_new(arr, lease_json(&rows[i], rq->now));
+    json_t *arr = rows_json(rq, rows, n, sizeof *rows, lease_row);
     free(rows);
-    if (!ok) {
-        reply_list(rq, "leases", arr, ok);
+    if (!arr) {
+        reply_error(rq, PROTO_ERR_INTERNAL, "out of memory");
         return;
     }
     /* now_ms: the ledger's clock, which decides expiry, so the console

@@ -164,6 +164,12 @@ out:
     json_decref(j);
 }
 
+static json_t *node_pack_row(const void *row, const request *rq)
+{
+    (void)rq;
+    return node_pack_json(row);
+}
+
 void api_node_packs(request *rq)
 {
     const char *node = rq->seg[0];
@@ -179,14 +185,6 @@ void api_node_packs(request *rq)
     ledger_pack *rows;
     size_t n;
     int rc = ledger_pack_list(st, &f, rq->now, &rows, &n);
-    if (rc != METER_OK) {
-        reply_store_error(rq, rc);
-        return;
-    }
-    json_t *arr = json_array();
-    int ok = arr != NULL;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = !json_array_append_new(arr, node_pack_json(&rows[i]));
+    reply_rows(rq, "packs", rc, rows, n, sizeof *rows, node_pack_row);
     free(rows);
-    reply_list(rq, "packs", arr, ok);
 }

@@ -93,6 +93,12 @@ out:
     json_decref(body);
 }
 
+static json_t *pack_row(const void *row, const request *rq)
+{
+    (void)rq;
+    return pack_json(row);
+}
+
 void api_pack_list(request *rq)
 {
     ledger_pack_filter f = { .type = -1 };
@@ -116,16 +122,8 @@ void api_pack_list(request *rq)
     ledger_pack *rows;
     size_t n;
     int rc = ledger_pack_list(st, &f, rq->now, &rows, &n);
-    if (rc != METER_OK) {
-        reply_store_error(rq, rc);
-        return;
-    }
-    json_t *arr = json_array();
-    int ok = arr != NULL;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = !json_array_append_new(arr, pack_json(&rows[i]));
+    reply_rows(rq, "packs", rc, rows, n, sizeof *rows, pack_row);
     free(rows);
-    reply_list(rq, "packs", arr, ok);
 }
 
 void api_pack_get(request *rq)

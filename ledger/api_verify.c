@@ -6,6 +6,12 @@
 
 #include "api_json.h"
 
+static json_t *violation_json(const void *row, const request *rq)
+{
+    (void)rq;
+    return json_string(*(char *const *)row);
+}
+
 void api_verify(request *rq)
 {
     ledger_store *st = rq_store(rq);
@@ -18,13 +24,9 @@ void api_verify(request *rq)
         reply_store_error(rq, rc);
         return;
     }
-    json_t *arr = json_array();
-    int ok = arr != NULL;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = !json_array_append_new(arr, json_string(lines[i]));
+    json_t *arr = rows_json(rq, lines, n, sizeof *lines, violation_json);
     ledger_verify_free(lines, n);
-    if (!ok) {
-        json_decref(arr);
+    if (!arr) {
         reply_error(rq, PROTO_ERR_INTERNAL, "out of memory");
         return;
     }

@@ -113,62 +113,27 @@ static int set_opt(struct ledger_config *cfg, const struct opt *o, const char *v
     }
 }
 
-static char *trim(char *s)
+/* meter_conf_read's set(): one line of the --config file; a key may spell
+ * its dashes as underscores (max_body and max-body alike). */
+static int set_from_file(void *cfg, const char *key, const char *value, char err[METER_ERRMAX])
 {
-    while (isspace((unsigned char)*s))
-        s++;
-    char *e = s + strlen(s);
-    while (e > s && isspace((unsigned char)e[-1]))
-        *--e = '\0';
-    return s;
+    char name[64];
+    size_t len = strlen(key);
+    snprintf(name, sizeof name, "%s", key);
+    for (char *p = name; *p; p++)
+        if (*p == '_')
+            *p = '-';
+    const struct opt *o = len < sizeof name ? find_opt(name, len) : NULL;
+    if (!o) {
+        snprintf(err, METER_ERRMAX, "unknown key '%.60s'", name);
+        return -1;
+    }
+    return set_opt(cfg, o, value, "", err);
 }
 
 static int load_file(struct ledger_config *cfg, const char *path, char err[METER_ERRMAX])
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, METER_ERRMAX, "cannot read config file %s: %s", path, strerror(errno));
-        return -1;
-    }
-    char line[4096];
-    int lineno = 0, rc = 0;
-    while (rc == 0 && fgets(line, sizeof line, f)) {
-        lineno++;
-        char where[METER_ERRMAX / 2];
-        snprintf(where, sizeof where, "%.100s:%d: ", path, lineno);
-        if (!strchr(line, '\n') && !feof(f)) {
-            snprintf(err, METER_ERRMAX, "%sline too long", where);
-            rc = -1;
-            break;
-        }
-        char *s = trim(line);
-        if (!*s || *s == '#')
-            continue;
-        char *eq = strchr(s, '=');
-        if (!eq) {
-            snprintf(err, METER_ERRMAX, "%sexpected 'key = value'", where);
-            rc = -1;
-            break;
-        }
-        *eq = '\0';
-        char *key = trim(s), *val = trim(eq + 1);
-        for (char *p = key; *p; p++)
-            if (*p == '_')
-                *p = '-';   /* max_body and max-body alike */
-        const struct opt *o = find_opt(key, strlen(key));
-        if (!o) {
-            snprintf(err, METER_ERRMAX, "%sunknown key '%.60s'", where, key);
-            rc = -1;
-            break;
-        }
-        rc = set_opt(cfg, o, val, where, err);
-    }
-    if (rc == 0 && ferror(f)) {
-        snprintf(err, METER_ERRMAX, "cannot read config file %s", path);
-        rc = -1;
-    }
-    fclose(f);
-    return rc;
+    return meter_conf_read(path, 4096, set_from_file, cfg, err) == METER_OK ? 0 : -1;
 }
 
 static void set_defaults(struct ledger_config *cfg)

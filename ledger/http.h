@@ -52,9 +52,17 @@ typedef struct request {
 
 /* Answers with a JSON body (takes the reference).  NULL body: 500. */
 void reply_json(request *rq, int status, json_t *body);
-/* Answers 200 {"KEY": arr} (takes arr); when ok is 0 (building the list
- * ran out of memory) frees arr and answers 500 instead. */
-void reply_list(request *rq, const char *key, json_t *arr, int ok);
+/* Answers a store call that listed n rows of `size` bytes each: for rc
+ * other than METER_OK as reply_store_error does, else 200 {"KEY": [...]}
+ * with row_json(row, rq) for each row in order, or 500 when building it
+ * ran out of memory (row_json returns NULL then).  The rows stay the
+ * caller's to free. */
+void reply_rows(request *rq, const char *key, int rc, const void *rows, size_t n, size_t size,
+                json_t *(*row_json)(const void *row, const request *rq));
+/* The JSON array of reply_rows (for answers of another shape), or NULL
+ * when it ran out of memory. */
+json_t *rows_json(const request *rq, const void *rows, size_t n, size_t size,
+                  json_t *(*row_json)(const void *row, const request *rq));
 /* Answers {"error": {"code", "message"}}; message is printf-style. */
 void reply_error(request *rq, proto_error e, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -81,10 +81,27 @@ void reply_json(request *rq, int status, json_t *body)
     reply_text_owned(rq, status, text, PROTO_CONTENT_TYPE, NULL, NULL);
 }
 
-void reply_list(request *rq, const char *key, json_t *arr, int ok)
+json_t *rows_json(const request *rq, const void *rows, size_t n, size_t size,
+                  json_t *(*row_json)(const void *row, const request *rq))
 {
-    if (!ok) {
-        json_decref(arr);
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++)
+        if (json_array_append_new(arr, row_json((const char *)rows + i * size, rq)) != 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    return arr;
+}
+
+void reply_rows(request *rq, const char *key, int rc, const void *rows, size_t n, size_t size,
+                json_t *(*row_json)(const void *row, const request *rq))
+{
+    if (rc != METER_OK) {
+        reply_store_error(rq, rc);
+        return;
+    }
+    json_t *arr = rows_json(rq, rows, n, size, row_json);
+    if (!arr) {
         reply_error(rq, PROTO_ERR_INTERNAL, "out of memory");
         return;
     }

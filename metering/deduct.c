@@ -119,27 +119,24 @@ static int eligible_packs(meter_store *st, const char *account, meter_class cls,
     return code;
 }
 
-int meter_charge(meter_store *st, const char *charge_id, const char *account, meter_class cls,
-                 const char *ttype,
-                 int64_t billed_us, int deductible, meter_time at, meter_time start_before,
-                 const char *day_override, int64_t *covered, int64_t *overage,
-                 char *packs_csv, size_t packs_cap)
+int meter_charge(meter_store *st, const struct meter_charge_req *r)
 {
     int offset, rc;
     char day[11];
-    if (day_override) {
-        meter_copy(day, sizeof day, day_override);
+    if (r->day) {
+        meter_copy(day, sizeof day, r->day);
     } else {
         if ((rc = meter_get_day_offset(st, &offset)) != METER_OK)
             return rc;
-        meter_day_of(at, offset, day);
+        meter_day_of(r->at, offset, day);
     }
 
-    int64_t left = billed_us;
-    if (deductible && left > 0) {
+    int64_t left = r->billed_us;
+    if (r->deductible && left > 0) {
         struct pack_take *packs;
         size_t n;
-        if ((rc = eligible_packs(st, account, cls, at, start_before, &packs, &n)) != METER_OK)
+        if ((rc = eligible_packs(st, r->account, r->cls, r->at, r->start_before, &packs,
+                                 &n)) != METER_OK)
             return rc;
         sqlite3_stmt *upd = n ? meter_prepare(st,
             "UPDATE packs SET remaining_us = remaining_us - ?2 WHERE id = ?1") : NULL;
@@ -154,10 +151,11 @@ int meter_charge(meter_store *st, const char *charge_id, const char *account, me
                 rc = meter_fail_db(st, "deduct from pack");
                 break;
             }
-            rc = insert_deduction(st, charge_id, account, packs[i].id, cls, ttype, at, day, take,
-                                  packs[i].remaining, packs[i].remaining - take);
+            rc = insert_deduction(st, r->charge_id, r->account, packs[i].id, r->cls, r->ttype,
+                                  r->at, day, take, packs[i].remaining,
+                                  packs[i].remaining - take);
             left -= take;
-            append_csv(packs_csv, packs_cap, packs[i].id);
+            append_csv(r->packs_csv, r->packs_cap, packs[i].id);
         }
         sqlite3_finalize(upd);
         free(packs);
@@ -165,13 +163,13 @@ int meter_charge(meter_store *st, const char *charge_id, const char *account, me
             return rc;
     }
     /* Overage: recorded, never dropped. */
-    if (left > 0 && (rc = insert_deduction(st, charge_id, account, NULL, cls, ttype, at, day,
-                                           left, 0, 0)) != METER_OK)
+    if (left > 0 && (rc = insert_deduction(st, r->charge_id, r->account, NULL, r->cls, r->ttype,
+                                           r->at, day, left, 0, 0)) != METER_OK)
         return rc;
-    if (covered)
-        *covered = billed_us - left;
-    if (overage)
-        *overage = left;
+    if (r->covered)
+        *r->covered = r->billed_us - left;
+    if (r->overage)
+        *r->overage = left;
     return METER_OK;
 }
 
@@ -281,11 +279,16 @@ int meter_record_tx(meter_store *st, const meter_usage_in *in, const char *sessi
         return rc;
 
     int64_t covered = 0, overage = 0;
-    if (!daily && (rc = meter_charge(st, uid, account, in->cls, spec.ttype, billed, deductible,
-                                     at, 0,
-                                     NULL, &covered, &overage, packs_csv,
-                                     packs_cap)) != METER_OK)
-        return rc;
+    if (!daily) {
+        struct meter_charge_req charge = {
+            .charge_id = uid, .account = account, .cls = in->cls, .ttype = spec.ttype,
+            .billed_us = billed, .deductible = deductible, .at = at,
+            .covered = &covered, .overage = &overage,
+            .packs_csv = packs_csv, .packs_cap = packs_cap,
+        };
+        if ((rc = meter_charge(st, &charge)) != METER_OK)
+            return rc;
+    }
     if (out) {
         memset(out, 0, sizeof *out);
         meter_copy(out->id, sizeof out->id, uid);
@@ -400,8 +403,13 @@ static int settle_group(meter_store *st, const struct settle_group *g, meter_tim
     int64_t covered, overage;
     /* A pack bought after day D ended cannot pay for day D; the rows count
      * under day D, the day the usage happened. */
-    rc = meter_charge(st, sid, g->account, g->cls, g->ttype, g->billed, g->deductible, now,
-                      meter_day_end(g->day, offset), g->day, &covered, &overage, NULL, 0);
+    struct meter_charge_req charge = {
+        .charge_id = sid, .account = g->account, .cls = g->cls, .ttype = g->ttype,
+        .billed_us = g->billed, .deductible = g->deductible, .at = now,
+        .start_before = meter_day_end(g->day, offset), .day = g->day,
+        .covered = &covered, .overage = &overage,
+    };
+    rc = meter_charge(st, &charge);
     if (rc == METER_OK) {
         res->days++;
         res->billed_us += g->billed;

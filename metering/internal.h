@@ -126,19 +126,30 @@ int meter_utf8_valid(const char *s);
  * METER_ID_MAX-1 bytes of letters, digits, '.', '_', '-', ':'. */
 int meter_check_record_id(const char *s);
 
-/* Charges `billed_us` pack-µs of (cls, ttype) at time `at` against valid
- * packs of `account` (earliest end, then start, then id; a lease slice
+/* One charge for meter_charge: what to charge, and where the result goes. */
+struct meter_charge_req {
+    const char *charge_id;     /* the usage record or settlement it pays for */
+    const char *account;       /* every row is in this account */
+    meter_class cls;
+    const char *ttype;
+    int64_t billed_us;
+    int deductible;            /* 0 sends everything to overage */
+    meter_time at;             /* the deductions' time */
+    meter_time start_before;   /* only packs with start_at < start_before (0 = any started) */
+    const char *day;           /* the billing day the rows count under (NULL: the day of at) */
+    /* outputs, each may be NULL / 0: */
+    int64_t *covered, *overage;
+    char *packs_csv;           /* the ids used, comma separated */
+    size_t packs_cap;
+};
+
+/* Charges r->billed_us pack-µs of (cls, ttype) at time r->at against valid
+ * packs of r->account (earliest end, then start, then id; a lease slice
  * only while at < its expires_at), splitting, and writes the rest as an
- * overage row; every row in `account`.  deductible = 0 sends everything to overage.
- * start_before: only packs with start_at < start_before (0 = any started).
- * day: the billing day the rows count under (NULL: the day of `at`).
- * Must run inside a write transaction.  covered/overage may be NULL.
- * packs_csv (may be NULL) receives the ids used, comma separated. */
-int meter_charge(meter_store *st, const char *charge_id, const char *account, meter_class cls,
-                 const char *ttype, int64_t billed_us, int deductible,
-                 meter_time at, meter_time start_before, const char *day,
-                 int64_t *covered, int64_t *overage,
-                 char *packs_csv, size_t packs_cap);
+ * overage row; every row in r->account.  Must run inside a write
+ * transaction.  *covered and *overage get what packs paid and what went
+ * to overage. */
+int meter_charge(meter_store *st, const struct meter_charge_req *r);
 
 /* Whether a usage may be recorded: job and output names, duration range,
  * time (not before 1970, not in the future beyond a minute of skew), and

@@ -109,6 +109,24 @@ void meter_format_time(meter_time t, int offset_min, char buf[40]);
 /* Formats pack-µs as minutes with 3 decimals, truncated ("12.345"). */
 void meter_format_minutes(int64_t us, char buf[32]);
 
+/* -------------------------------------------------------- config files -- */
+
+/* Reads a settings file of "key = value" lines, as meter-ledgerd's
+ * --config file and the sync client's sync.conf are: blanks around the
+ * key, the '=' and the value are dropped; blank lines and lines starting
+ * with '#' (after blanks) are skipped.  set(ctx, key, value, err) is called
+ * for each setting in file order; it returns 0 to go on, or anything else
+ * with a message in its err (METER_ERRMAX bytes) to stop.  A line longer
+ * than line_max − 1 bytes (its newline counted) is refused.
+ * METER_EIO when the file cannot be opened or read ("cannot read config
+ * file PATH: …"); METER_EINVAL for a line too long, a line without '=' or a
+ * setting set refused, the message starting "PATH:LINE: " (PATH cut at 100
+ * bytes); METER_ENOMEM.  The line buffer is wiped before it is freed. */
+int meter_conf_read(const char *path, size_t line_max,
+                    int (*set)(void *ctx, const char *key, const char *value,
+                               char err[METER_ERRMAX]),
+                    void *ctx, char err[METER_ERRMAX]);
+
 /* ---------------------------------------------------- classes and rates -- */
 
 typedef enum meter_class {

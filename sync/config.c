@@ -222,46 +222,16 @@ int meter_sync_config_set(meter_sync_config *cfg, const char *key, const char *v
                "backoff_base_ms, backoff_cap_ms)", key);
 }
 
-static char *trim(char *s)
+/* meter_conf_read's set(): one setting of the file. */
+static int set_from_file(void *cfg, const char *key, const char *value, char err[METER_ERRMAX])
 {
-    while (isspace((unsigned char)*s))
-        s++;
-    size_t n = strlen(s);
-    while (n > 0 && isspace((unsigned char)s[n - 1]))
-        s[--n] = '\0';
-    return s;
+    return meter_sync_config_set(cfg, key, value, err);
 }
 
 int meter_sync_config_load(meter_sync_config *cfg, const char *path, char err[METER_ERRMAX])
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return bad(err, "config file %s: %s", path, strerror(errno));
-    char line[8192], e[METER_ERRMAX];
-    int rc = METER_OK;
-    for (int no = 1; rc == METER_OK && fgets(line, sizeof line, f); no++) {
-        if (!strchr(line, '\n') && !feof(f)) {
-            rc = bad(err, "%s:%d: line too long", path, no);
-            break;
-        }
-        char *s = trim(line);
-        if (!*s || *s == '#')
-            continue;
-        char *eq = strchr(s, '=');
-        if (!eq) {
-            rc = bad(err, "%s:%d: expected key = value", path, no);
-            break;
-        }
-        *eq = '\0';
-        char *key = trim(s), *val = trim(eq + 1);
-        if (meter_sync_config_set(cfg, key, val, e) != METER_OK)
-            rc = bad(err, "%s:%d: %s", path, no, e);
-    }
-    if (rc == METER_OK && ferror(f))
-        rc = bad(err, "config file %s: read error", path);
-    fclose(f);
-    OPENSSL_cleanse(line, sizeof line);
-    return rc;
+    return meter_conf_read(path, 8192, set_from_file, cfg, err) == METER_OK
+        ? METER_OK : METER_SYNC_ECONFIG;
 }
 
 int meter_sync_config_check(const meter_sync_config *cfg, char err[METER_ERRMAX])

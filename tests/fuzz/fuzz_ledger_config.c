@@ -1,7 +1,9 @@
 /*
  * fuzz_ledger_config.c — meter-ledgerd's settings (ledger/config.c):
  * config_load on a command line and a --config file, as main() calls it,
- * then config_free (also after a refusal, as main() does).
+ * then config_free (also after a refusal, as main() does).  The file is
+ * read by libmeter's meter_conf_read (metering/conf.c), which the sync
+ * client's file shares (fuzz_sync_config).
  *
  * Checked: a refusal has a one-line message; what is taken has a --listen
  * that config_split_listen accepts (port 0…65535), max-body and

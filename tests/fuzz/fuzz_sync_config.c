@@ -2,7 +2,9 @@
  * fuzz_sync_config.c — the node's sync settings file (sync/config.c):
  * meter_sync_config_load on the input as /etc/ffmeter/sync.conf, then
  * meter_sync_config_check; and meter_sync_read_secret on the input as a
- * secret file.  Both read through a path (an in-memory file here).
+ * secret file.  Both read through a path (an in-memory file here); the
+ * settings file through libmeter's meter_conf_read (metering/conf.c), which
+ * meter-ledgerd's --config shares (fuzz_ledger_config).
  *
  * Checked: a refusal has a one-line message; a loaded URL is http(s) with
  * a host, no blank or control character, no query, and no trailing slash;
