@@ -409,8 +409,9 @@ static const char *refusal(const struct ingest_ctx *c, const meter_sync_record *
             snprintf(buf, METER_ERRMAX, "deduction of class %s from pack '%s' of type %s",
                      meter_class_name(r->cls), r->pack_id, meter_class_name(p->type));
         else if (strcmp(p->account, acct) != 0)
-            snprintf(buf, METER_ERRMAX, "deduction of account '%s' from pack '%s' of account "
-                     "'%s'", acct, r->pack_id, p->account);
+            /* three names of up to 127 bytes: each cut to fit one line */
+            snprintf(buf, METER_ERRMAX, "deduction of account '%.60s' from pack '%.60s' of "
+                     "account '%.60s'", acct, r->pack_id, p->account);
         else if (r->before_us != p->remaining_us)
             snprintf(buf, METER_ERRMAX, "deduction from pack '%s' starts from a balance of "
                      "%" PRId64 " µs; the ledger holds %" PRId64 " µs", r->pack_id,
