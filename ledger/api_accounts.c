@@ -11,21 +11,15 @@
 void api_account_create(request *rq)
 {
     json_t *body;
-    if (!rq_json_body(rq, 0, &body))
+    const char *name;
+    if (!body_name(rq, &body, &name))
         return;
-    json_t *name = json_object_get(body, "name");
-    if (!json_is_string(name) || !proto_valid_node(json_string_value(name))) {
-        reply_error(rq, PROTO_ERR_BAD_REQUEST, "name: must be 1 to %d letters, digits, '.', "
-                    "'_', '-', ':'", METER_NAME_MAX - 1);
-        json_decref(body);
-        return;
-    }
     ledger_store *st = rq_store(rq);
     if (st) {
         ledger_actor who = { rq->admin, rq->body };
-        int rc = ledger_account_add(st, json_string_value(name), rq->now, &who);
+        int rc = ledger_account_add(st, name, rq->now, &who);
         if (rc == METER_OK)
-            reply_json(rq, 201, json_pack("{s:s, s:I}", "name", json_string_value(name),
+            reply_json(rq, 201, json_pack("{s:s, s:I}", "name", name,
                                           "created_ms", (json_int_t)rq->now));
         else
             reply_store_error(rq, rc);

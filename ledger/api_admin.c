@@ -148,23 +148,16 @@ void api_totals(request *rq)
 void api_node_create(request *rq)
 {
     json_t *body;
-    if (!rq_json_body(rq, 0, &body))
+    const char *name;
+    if (!body_name(rq, &body, &name))
         return;
-    json_t *name = json_object_get(body, "name");
-    if (!json_is_string(name) || !proto_valid_node(json_string_value(name))) {
-        reply_error(rq, PROTO_ERR_BAD_REQUEST, "name: must be 1 to %d letters, digits, '.', "
-                    "'_', '-', ':'", METER_NAME_MAX - 1);
-        json_decref(body);
-        return;
-    }
     ledger_store *st = rq_store(rq);
     if (st) {
         ledger_actor who = { rq->admin, rq->body };
         char secret[LEDGER_SECRET_HEX + 1];
-        int rc = ledger_node_add(st, json_string_value(name), rq->now, &who, secret);
+        int rc = ledger_node_add(st, name, rq->now, &who, secret);
         if (rc == METER_OK)
-            reply_json(rq, 201, json_pack("{s:s, s:s}", "name", json_string_value(name),
-                                          "secret", secret));
+            reply_json(rq, 201, json_pack("{s:s, s:s}", "name", name, "secret", secret));
         else
             reply_store_error(rq, rc);
         memset(secret, 0, sizeof secret);

@@ -1,5 +1,5 @@
 /*
- * api_json.c — JSON shapes and query arguments of the admin API.
+ * api_json.c — JSON shapes, query arguments and body checks of the admin API.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -146,5 +146,22 @@ int arg_text(request *rq, const char *name, size_t cap, const char **out)
         return 0;
     }
     *out = v;
+    return 1;
+}
+
+/* --------------------------------------------------------------- bodies -- */
+
+int body_name(request *rq, json_t **body, const char **name)
+{
+    if (!rq_json_body(rq, 0, body))
+        return 0;
+    json_t *v = json_object_get(*body, "name");
+    if (!json_is_string(v) || !proto_valid_node(json_string_value(v))) {
+        reply_error(rq, PROTO_ERR_BAD_REQUEST, "name: must be 1 to %d letters, digits, '.', "
+                    "'_', '-', ':'", METER_NAME_MAX - 1);
+        json_decref(*body);
+        return 0;
+    }
+    *name = json_string_value(v);
     return 1;
 }

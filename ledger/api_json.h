@@ -1,6 +1,6 @@
 /*
- * api_json.h — the JSON shapes of the admin API and query-argument parsing,
- * shared by the endpoint files (api_*.c).
+ * api_json.h — the JSON shapes of the admin API, query-argument parsing and
+ * the shared request-body check, for the endpoint files (api_*.c).
  */
 #ifndef LEDGER_API_JSON_H
 #define LEDGER_API_JSON_H
@@ -33,5 +33,11 @@ int arg_class(request *rq, const char *name, int *out);            /* -1 when ab
 int arg_name(request *rq, const char *name, const char **out);
 /* Free text up to cap bytes, no control characters (ttype, job). */
 int arg_text(request *rq, const char *name, size_t cap, const char **out);
+
+/* The body of POST /v1/accounts and POST /v1/nodes: a JSON object whose
+ * "name" is a valid name (1 to METER_NAME_MAX - 1 protocol characters).
+ * Returns 1 with *body (the caller's to json_decref) and *name (inside
+ * it), or 0 after answering 400. */
+int body_name(request *rq, json_t **body, const char **name);
 
 #endif /* LEDGER_API_JSON_H */

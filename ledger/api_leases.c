@@ -75,6 +75,21 @@ static void answer(request *rq, int rc, int status, const ledger_lease *l, const
         reply_store_error(rq, rc);
 }
 
+/* What a lease call needs: the store (*st), the configured limits (*lim)
+ * and a lease for the store to fill, returned (the caller's to free); or
+ * NULL after answering 503 (no store) or 500 (out of memory). */
+static ledger_lease *lease_call(request *rq, ledger_store **st, ledger_lease_limits *lim)
+{
+    *st = rq_store(rq);
+    if (!*st)
+        return NULL;
+    *lim = limits(rq);
+    ledger_lease *l = malloc(sizeof *l);
+    if (!l)
+        reply_error(rq, PROTO_ERR_INTERNAL, "out of memory");
+    return l;
+}
+
 void api_lease_create(request *rq)
 {
     json_t *body;
@@ -88,15 +103,11 @@ void api_lease_create(request *rq)
         return;
     }
     json_decref(body);
-    ledger_store *st = rq_store(rq);
-    if (!st)
+    ledger_store *st;
+    ledger_lease_limits lim;
+    ledger_lease *l = lease_call(rq, &st, &lim);
+    if (!l)
         return;
-    ledger_lease_limits lim = limits(rq);
-    ledger_lease *l = malloc(sizeof *l);
-    if (!l) {
-        reply_error(rq, PROTO_ERR_INTERNAL, "out of memory");
-        return;
-    }
     int created = 0;
     int rc = ledger_lease_grant(st, rq->node, q.id, q.account, q.cls, q.want_us, &lim, rq->now,
                                 l, &created);
@@ -118,15 +129,11 @@ static void lease_action(request *rq, int renew)
                     id);
         return;
     }
-    ledger_store *st = rq_store(rq);
-    if (!st)
+    ledger_store *st;
+    ledger_lease_limits lim;
+    ledger_lease *l = lease_call(rq, &st, &lim);
+    if (!l)
         return;
-    ledger_lease_limits lim = limits(rq);
-    ledger_lease *l = malloc(sizeof *l);
-    if (!l) {
-        reply_error(rq, PROTO_ERR_INTERNAL, "out of memory");
-        return;
-    }
     int rc = renew ? ledger_lease_renew(st, rq->node, id, &lim, rq->now, l)
                    : ledger_lease_release(st, rq->node, id, rq->now, l);
     answer(rq, rc, 200, l, renew ? "renew" : "release");

@@ -186,22 +186,35 @@ static int request(sync_ctx *c, const sync_pair *p, int64_t want_us, int *out)
     return rc;
 }
 
+/* POSTs {} to lease l's renew (renew nonzero) or release path, the answer
+ * checked as lease l (still open only after a renewal); expect, *status
+ * and msg as for sync_call_expect, whose result it returns.  *k is the
+ * checked answer, the caller's to free (NULL when out of memory). */
+static int lease_post(sync_ctx *c, const meter_lease *l, int renew, const long expect[],
+                      lease_check **k, long *status, char msg[PROTO_ERRMAX])
+{
+    char path[64 + METER_ID_MAX];
+    snprintf(path, sizeof path, renew ? PROTO_PATH_LEASE_RENEW_FMT : PROTO_PATH_LEASE_RELEASE_FMT,
+             l->id);   /* ids need no escaping */
+    *k = new_check(l->id, l->account, l->cls, renew);
+    if (!*k)
+        return sync_fail(c, METER_ENOMEM, "out of memory");
+    json_t *answer = NULL;
+    int rc = sync_call_expect(c, "POST", path, "{}", 2, check_lease, *k, expect, &answer, status,
+                              msg);
+    json_decref(answer);
+    return rc;
+}
+
 static int renew(sync_ctx *c, const meter_lease *l, int *renewed)
 {
     static const long expect[] = { 404, 409, 0 };
-    char path[64 + METER_ID_MAX];
-    snprintf(path, sizeof path, PROTO_PATH_LEASE_RENEW_FMT, l->id);   /* ids need no escaping */
-    lease_check *k = new_check(l->id, l->account, l->cls, 1);
-    if (!k)
-        return sync_fail(c, METER_ENOMEM, "out of memory");
     *renewed = 0;
     meter_time sent_at = meter_now();   /* the ledger's ttl counts from about now */
-    json_t *answer = NULL;
+    lease_check *k;
     long status = 0;
     char msg[PROTO_ERRMAX];
-    int rc = sync_call_expect(c, "POST", path, "{}", 2, check_lease, k, expect, &answer,
-                              &status, msg);
-    json_decref(answer);
+    int rc = lease_post(c, l, 1, expect, &k, &status, msg);
     if (rc == METER_OK) {
         if (status == 409 || status == 404) {
             char why[METER_ERRMAX];
@@ -226,17 +239,10 @@ static int renew(sync_ctx *c, const meter_lease *l, int *renewed)
 static int release(sync_ctx *c, const meter_lease *l, const char *why)
 {
     static const long expect[] = { 404, 0 };
-    char path[64 + METER_ID_MAX];
-    snprintf(path, sizeof path, PROTO_PATH_LEASE_RELEASE_FMT, l->id);
-    lease_check *k = new_check(l->id, l->account, l->cls, 0);
-    if (!k)
-        return sync_fail(c, METER_ENOMEM, "out of memory");
-    json_t *answer = NULL;
+    lease_check *k;
     long status = 0;
     char msg[PROTO_ERRMAX];
-    int rc = sync_call_expect(c, "POST", path, "{}", 2, check_lease, k, expect, &answer,
-                              &status, msg);
-    json_decref(answer);
+    int rc = lease_post(c, l, 0, expect, &k, &status, msg);
     if (rc == METER_OK) {
         if (status == 404) {
             char why[METER_ERRMAX];

@@ -7,6 +7,8 @@
                 from its log), stop with a signal, plain and signed requests
   sign()        the X-Meter-* headers of PROTOCOL.md, computed here with
                 hmac/hashlib (independent of sync/protocol.c)
+  run_ledger()  a test's main() on one Ledger: make it, run the cases, stop
+                it (exit 0), no sanitizer report in its log, close it
 
 Environment (tests/run sets it): LEDGERD the binary, SRCDIR, BUILD,
 TESTS_TMP; LEDGER_PG_URL (or scripts/start-postgres, as root) for
@@ -35,6 +37,12 @@ LEDGERD = os.environ.get("LEDGERD") or os.path.join(BUILD, "bin", "meter-ledgerd
 
 MIN_US = 60_000_000
 DAY_MS = 86_400_000
+
+# What a sanitized build (configure --enable-sanitizers) writes when it
+# finds something: UBSan's "runtime error: ", ASan's "ERROR: …Sanitizer",
+# and the "SUMMARY: …Sanitizer" line either ends with.
+SANITIZER_REPORT = re.compile(r"runtime error: |ERROR: [A-Za-z]+Sanitizer"
+                              r"|SUMMARY: [A-Za-z]+Sanitizer")
 
 
 class Tap:
@@ -274,6 +282,41 @@ class Ledger:
 
 
 # ------------------------------------------------------------- records --
+
+def run_ledger(t, backend, tmp, cases, env=None):
+    """A test's main() on one ledger: makes Ledger(backend, tmp, env=env)
+    (when that fails, "BACKEND: the database is available" fails and the
+    test ends), runs cases(lg) (which sets it up, starts it, may restart
+    it), stops it — "SIGTERM: exit 0" — and checks its log: a sanitized
+    build reports into the daemon's log, not ours.  An exception fails "no
+    exception in the test" with the traceback and the daemon's log.  The
+    ledger is closed (its PostgreSQL database dropped) either way, and the
+    test ends with t.done()."""
+    lg = None
+    try:
+        try:
+            lg = Ledger(backend, tmp, env=env)
+        except Exception as e:
+            t.ok(False, "%s: the database is available" % backend, e)
+            t.done()
+        cases(lg)
+        rc = lg.stop()
+        t.ok(rc in (0, None), "SIGTERM: exit 0", rc)
+        with open(lg.log) as f:
+            log = f.read()
+        bad = SANITIZER_REPORT.search(log)
+        t.ok(not bad, "no sanitizer report in the daemon's log",
+             log[max(0, bad.start() - 200):bad.start() + 3000] if bad else "")
+    except Exception:
+        import traceback
+        t.ok(False, "no exception in the test", traceback.format_exc())
+        if lg:
+            t.diag(lg.log_text())
+    finally:
+        if lg:
+            lg.close()
+    t.done()
+
 
 def usage(rid, node="node-a", at=None, dur=MIN_US, billed=2 * MIN_US, job="job-1"):
     at = at or int(time.time() * 1000)

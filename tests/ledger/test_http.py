@@ -21,8 +21,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ledgertest import (DAY_MS, LEDGERD, MIN_US, Ledger, Tap, deduction, sign,  # noqa: E402
-                        tmpdir, usage)
+from ledgertest import (DAY_MS, LEDGERD, MIN_US, Ledger, Tap, deduction, run_ledger,  # noqa: E402
+                        sign, tmpdir, usage)
 
 T_NOW = 1773100800000          # 2026-03-10T00:00:00Z: the ledger's billing clock
 ENV = {"METER_NOW": str(T_NOW)}
@@ -829,13 +829,8 @@ def main():
         sys.exit(1)
     print("# backend %s, %s" % (backend, LEDGERD))
     tmp = tmpdir("ledger-http.")
-    lg = None
-    try:
-        try:
-            lg = Ledger(backend, tmp, env=ENV)
-        except Exception as e:
-            t.ok(False, "%s: the database is available" % backend, e)
-            t.done()
+
+    def cases(lg):
         lg.setup()
         test_cli(lg)
         lg.start(env=ENV)
@@ -856,22 +851,8 @@ def main():
         if backend == "pg":
             test_two_instances(lg)
             test_pg_connections(lg)   # last: it drops the database
-        rc = lg.stop()
-        t.ok(rc in (0, None), "SIGTERM: exit 0", rc)
-        # a sanitized build reports into the daemon's log, not ours
-        log = open(lg.log).read()
-        bad = re.search(r"runtime error: |ERROR: [A-Za-z]+Sanitizer|SUMMARY: [A-Za-z]+Sanitizer", log)
-        t.ok(not bad, "no sanitizer report in the daemon's log",
-             log[max(0, bad.start() - 200):bad.start() + 3000] if bad else "")
-    except Exception as e:
-        import traceback
-        t.ok(False, "no exception in the test", traceback.format_exc())
-        if lg:
-            t.diag(lg.log_text())
-    finally:
-        if lg:
-            lg.close()
-    t.done()
+
+    run_ledger(t, backend, tmp, cases, env=ENV)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ledgertest import DAY_MS, MIN_US, Ledger, Tap, deduction, tmpdir, usage  # noqa: E402
+from ledgertest import (DAY_MS, MIN_US, Ledger, Tap, deduction, run_ledger,  # noqa: E402
+                        tmpdir, usage)
 
 T_NOW = 1773100800000          # 2026-03-10T00:00:00Z
 ENV = {"METER_NOW": str(T_NOW)}
@@ -356,13 +357,8 @@ def main():
     if backend not in ("sqlite", "pg"):
         print("usage: test_leases.py sqlite|pg", file=sys.stderr)
         sys.exit(2)
-    lg = None
-    try:
-        try:
-            lg = Ledger(backend, tmpdir("ledger-leases."), env=ENV)
-        except Exception as e:
-            t.ok(False, "%s: the database is available" % backend, e)
-            t.done()
+
+    def cases(lg):
         lg.setup()
         lg.start("--lease-max-minutes", "15", "--leases-per-node", "3", env=ENV)
         test_accounts(lg)
@@ -373,22 +369,8 @@ def main():
         test_hoard(lg)
         if backend == "pg":
             test_two_instances(lg)
-        rc = lg.stop()
-        t.ok(rc in (0, None), "SIGTERM: exit 0", rc)
-        import re
-        log = open(lg.log).read()
-        bad = re.search(r"runtime error: |ERROR: [A-Za-z]+Sanitizer", log)
-        t.ok(not bad, "no sanitizer report in the daemon's log",
-             log[max(0, bad.start() - 200):bad.start() + 3000] if bad else "")
-    except Exception:
-        import traceback
-        t.ok(False, "no exception in the test", traceback.format_exc())
-        if lg:
-            t.diag(lg.log_text())
-    finally:
-        if lg:
-            lg.close()
-    t.done()
+
+    run_ledger(t, backend, tmpdir("ledger-leases."), cases, env=ENV)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ledgertest import LEDGERD, Ledger, Tap, sign, tmpdir, usage  # noqa: E402
+from ledgertest import LEDGERD, Tap, run_ledger, sign, tmpdir, usage  # noqa: E402
 
 MIB = 1024 * 1024
 BODY = 4 * MIB                 # the default --max-body: the largest body allowed
@@ -405,13 +405,8 @@ def main():
         sys.exit(1)
     print("# backend %s, %s" % (backend, LEDGERD))
     tmp = tmpdir("ledger-limits.")
-    lg = None
-    try:
-        try:
-            lg = Ledger(backend, tmp)
-        except Exception as e:
-            t.ok(False, "%s: the database is available" % backend, e)
-            t.done()
+
+    def cases(lg):
         lg.setup()
         test_options(lg)
         lg.start()
@@ -420,22 +415,8 @@ def main():
         test_slowloris(lg)
         test_deadline(lg)
         test_chunked_budget(lg)
-        rc = lg.stop()
-        t.ok(rc in (0, None), "SIGTERM: exit 0", rc)
-        log = open(lg.log).read()
-        bad = re.search(r"runtime error: |ERROR: [A-Za-z]+Sanitizer|SUMMARY: [A-Za-z]+Sanitizer",
-                        log)
-        t.ok(not bad, "no sanitizer report in the daemon's log",
-             log[max(0, bad.start() - 200):bad.start() + 3000] if bad else "")
-    except Exception:
-        import traceback
-        t.ok(False, "no exception in the test", traceback.format_exc())
-        if lg:
-            t.diag(lg.log_text())
-    finally:
-        if lg:
-            lg.close()
-    t.done()
+
+    run_ledger(t, backend, tmp, cases)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ledgertest import DAY_MS, MIN_US, Ledger, Tap, deduction, tmpdir, usage  # noqa: E402
+from ledgertest import DAY_MS, MIN_US, Tap, deduction, run_ledger, tmpdir, usage  # noqa: E402
 
 T_NOW = 1773100800000
 ENV = {"METER_NOW": str(T_NOW)}
@@ -109,9 +109,8 @@ def main():
     if backend not in ("sqlite", "pg"):
         print("usage: test_verify.py sqlite|pg", file=sys.stderr)
         sys.exit(2)
-    lg = None
-    try:
-        lg = Ledger(backend, tmpdir("ledger-verify."), env=ENV)
+
+    def cases(lg):
         lg.setup()
         fill(lg)
         rc, out, err = verify_cli(lg)
@@ -146,16 +145,8 @@ def main():
              any("node 'node-a', charge 'na-u4': billed 300000000 µs, its deduction records add "
                  "up to 180000000 µs" in v for v in j["violations"]),
              "GET /v1/verify: ok false, one line per violation, the charge named", r)
-        lg.stop()
-    except Exception:
-        import traceback
-        t.ok(False, "no exception in the test", traceback.format_exc())
-        if lg:
-            t.diag(lg.log_text())
-    finally:
-        if lg:
-            lg.close()
-    t.done()
+
+    run_ledger(t, backend, tmpdir("ledger-verify."), cases, env=ENV)
 
 
 if __name__ == "__main__":
