@@ -59,6 +59,28 @@
  * leases are resolved by the transaction's first statement, and the leases
  * the batch names are locked (FOR UPDATE) before the packs: a release or
  * renewal of the same lease waits for the batch, or the batch for it.
+ *
+ * Per batch, not per record.  Each locked pack's used and reserved (and
+ * each named lease's slices) are read once, after the locks; the batch
+ * then keeps the running balances in memory — remaining_us, reserved_us,
+ * a slice's posted_us — as it posts, every record deciding from the
+ * balance its predecessors left, exactly as if each had been written and
+ * read back; and it writes each changed row once, at the end of the batch
+ * (flush_packs: used_us += Σ, deductions += n; posted_us += Σ), still
+ * under the locks and in the same transaction as the records and
+ * postings, so they commit or roll back together and a record's effect
+ * still exists exactly when the record does.  Nothing else can write
+ * those rows meanwhile: every writer of used, reserved or posted waits for
+ * the same locks (SQLite: BEGIN IMMEDIATE).  A retried transaction
+ * (store_tx after a deadlock) re-reads everything and starts from zero.
+ *
+ * Which pooled packs an overage may post to, and so are locked: only
+ * those that can still pay it.  An exhausted (used = total), refunded or
+ * ended pack is left out by a plain read before the transaction (states
+ * that never revert: want_pools has the argument), so once an account's
+ * pool is spent its overage batches lock no pack row at all and no longer
+ * queue behind one another; they still post their overage as such (the
+ * account has pooled packs of the class).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -68,9 +90,10 @@
 #include "protocol.h"
 #include "store_impl.h"
 
-/* A pack touched by the batch, read under its lock; remaining_us (and
- * for a pooled pack reserved_us) follow the batch's postings as they are
- * stored. */
+/* A pack touched by the batch, read under its lock once; remaining_us (and
+ * for a pooled pack reserved_us) follow the batch's postings in memory as
+ * they are stored, and what the batch adds to its row (add_us, add_n) is
+ * written once, at the end of the batch (flush_packs). */
 struct bpack {
     char id[METER_NAME_MAX];
     int found;
@@ -82,13 +105,29 @@ struct bpack {
     meter_time start, end;
     int frozen;
     meter_time refunded_at;
+    int64_t add_us;              /* used_us the batch adds */
+    int64_t add_n;               /* deductions the batch adds */
 };
 
-/* A lease the batch names, read (and locked) before the packs. */
+/* A lease the batch names, read (and locked) before the packs; its slices'
+ * posted_us follow the batch in memory, add_us[i] being what the batch
+ * adds to slice i's row (written once, at the end: flush_packs). */
 struct blease {
     char id[METER_ID_MAX];
     int found;
     ledger_lease l;
+    int64_t add_us[LEDGER_LEASE_SLICES_MAX];
+};
+
+/* An account and class whose overage deductions the batch carries, and
+ * the pooled packs it has: any at all (then an overage deduction is
+ * posted, its rest as an overage posting), and from which of them it may
+ * still be paid (those are locked). */
+struct bpool {
+    char account[METER_NAME_MAX];
+    meter_class cls;
+    meter_time min_at;           /* the earliest `at` of those deductions */
+    int any;                     /* the account has pooled packs of the class */
 };
 
 /* An account the batch names: known to the ledger or not. */
@@ -113,6 +152,8 @@ struct ingest_ctx {
     size_t nleases;
     struct baccount *accounts;
     size_t naccounts;
+    struct bpool *pools;
+    size_t npools;
     char (*prefixes)[METER_ID_MAX];
     size_t nprefixes;
 };
@@ -208,6 +249,7 @@ static int lock_leases(ledger_store *st, struct ingest_ctx *c)
     for (size_t i = 0; i < c->nleases; i++) {
         struct blease *b = &c->leases[i];
         b->found = 0;
+        memset(b->add_us, 0, sizeof b->add_us);   /* a retried transaction starts afresh */
         int rc = store_read_lease(st, b->id, c->now, 1, &b->l);
         if (rc == METER_ENOTFOUND)
             continue;
@@ -218,27 +260,65 @@ static int lock_leases(ledger_store *st, struct ingest_ctx *c)
     return METER_OK;
 }
 
+static struct bpool *find_pool(const struct ingest_ctx *c, const char *account,
+                               meter_class cls)
+{
+    for (size_t i = 0; i < c->npools; i++)
+        if (c->pools[i].cls == cls && !strcmp(c->pools[i].account, account))
+            return &c->pools[i];
+    return NULL;
+}
+
 /* Overage deductions of an account with pooled packs of their class may
- * post to any of them: those packs are wanted too. */
+ * post to any of them that can still pay: those packs are wanted (locked)
+ * too.  The rest are left out by a plain read, without a lock — a pack
+ * that can never pay any overage deduction of the batch:
+ *   - exhausted (used_us = total_us: no free minute, whatever reserved);
+ *   - refunded (refunded_ms set);
+ *   - ended (end_ms ≤ the earliest `at` of the batch's overage deductions
+ *     of its account and class: it pays only deductions at < end).
+ * The read is safe although nothing stops another transaction changing
+ * the row after it, because none of these states ever reverts: used_us
+ * only grows (its one writer, flush_packs, adds postings; a refund needs
+ * used 0 and writes refunded_ms alone), total_us and end_ms are never
+ * written after the INSERT, and refunded_ms is written once and never
+ * cleared.  A pack seen in such a state at any committed
+ * instant is in it at this batch's commit too, and post_free() would
+ * take nothing from it.  A frozen pack is still locked (it may be thawed
+ * before the batch takes its locks).  Whatever the plain read lets
+ * through is read again under its lock, as before.  A pack bought after
+ * this read is simply not posted to. */
 static int want_pools(ledger_store *st, struct ingest_ctx *c)
 {
     for (size_t i = 0; i < c->n; i++) {
         const meter_sync_record *r = &c->recs[i];
         if (strcmp(r->kind, "deduction") != 0 || r->pack_id[0])
             continue;
-        int seen = 0;
-        for (size_t k = 0; k < i && !seen; k++)
-            seen = !strcmp(c->recs[k].kind, "deduction") && !c->recs[k].pack_id[0] &&
-                   c->recs[k].cls == r->cls && !strcmp(c->recs[k].account, r->account);
-        if (seen)
-            continue;
-        lparam p[] = { P_TEXT(r->account[0] ? r->account : METER_ACCOUNT_DEFAULT),
-                       P_TEXT(meter_class_name(r->cls)) };
+        const char *acct = r->account[0] ? r->account : METER_ACCOUNT_DEFAULT;
+        struct bpool *g = find_pool(c, acct, r->cls);
+        if (!g) {
+            g = &c->pools[c->npools++];
+            memset(g, 0, sizeof *g);
+            store_copy(g->account, sizeof g->account, acct);
+            g->cls = r->cls;
+            g->min_at = r->at;
+        } else if (r->at < g->min_at)
+            g->min_at = r->at;
+    }
+    for (size_t i = 0; i < c->npools; i++) {
+        struct bpool *g = &c->pools[i];
+        lparam p[] = { P_TEXT(g->account), P_TEXT(meter_class_name(g->cls)), P_INT(g->min_at) };
         lres res;
-        int rc = store_exec(st, "SELECT id FROM packs WHERE node IS NULL AND account = $1"
-                                " AND type = $2", p, 2, &res);
-        for (int k = 0; rc == METER_OK && k < res.nrows; k++)
-            rc = want_pack(st, c, lres_get(&res, k, 0));
+        int rc = store_exec(st, "SELECT id, CASE WHEN used_us >= total_us"
+                                " OR COALESCE(refunded_ms, 0) <> 0 OR end_ms <= $3"
+                                " THEN 1 ELSE 0 END FROM packs"
+                                " WHERE node IS NULL AND account = $1 AND type = $2",
+                            p, 3, &res);
+        for (int k = 0; rc == METER_OK && k < res.nrows; k++) {
+            g->any = 1;
+            if (lres_int(&res, k, 1) == 0)
+                rc = want_pack(st, c, lres_get(&res, k, 0));
+        }
         if (rc != METER_OK) {
             lres_free(&res);
             return rc;
@@ -268,6 +348,7 @@ static int lock_packs(ledger_store *st, struct ingest_ctx *c)
             return rc;
         b->found = r.nrows > 0;
         b->reserved_us = 0;
+        b->add_us = b->add_n = 0;   /* a retried transaction starts afresh */
         if (r.nrows > 0) {
             lres_text(&r, 0, 0, b->node, sizeof b->node);
             b->type = store_class(lres_get(&r, 0, 1));
@@ -476,13 +557,42 @@ static int post(ledger_store *st, const struct ingest_ctx *c, const meter_sync_r
                           " amount_us, at_ms) VALUES ($1, $2, $3, $4, $5, $6)", p, 6, NULL);
 }
 
-/* A pack's used amount grows by amount (one deduction record posted). */
-static int charge_pack(ledger_store *st, struct bpack *b, int64_t amount)
+/* A pack's used amount grows by amount (one deduction record posted): in
+ * memory now, in its row at the end of the batch (flush_packs). */
+static void charge_pack(struct bpack *b, int64_t amount)
 {
-    lparam p[] = { P_TEXT(b->id), P_INT(amount) };
     b->remaining_us -= amount;
-    return store_exec(st, "UPDATE packs SET used_us = used_us + $2, deductions = deductions + 1"
-                          " WHERE id = $1", p, 2, NULL);
+    b->add_us += amount;
+    b->add_n++;
+}
+
+/* Writes what the batch added to each pack's used_us and deductions and to
+ * each lease slice's posted_us: one UPDATE per row the batch changed, in
+ * the transaction that stored the records and their postings (so they
+ * commit, or roll back, together), each row still locked by this
+ * transaction since lock_leases()/lock_packs(). */
+static int flush_packs(ledger_store *st, struct ingest_ctx *c)
+{
+    int rc = METER_OK;
+    for (size_t i = 0; rc == METER_OK && i < c->nleases; i++) {
+        struct blease *l = &c->leases[i];
+        for (size_t k = 0; rc == METER_OK && l->found && k < l->l.nslices; k++) {
+            if (l->add_us[k] == 0)
+                continue;
+            lparam p[] = { P_TEXT(l->id), P_TEXT(l->l.slices[k].pack_id), P_INT(l->add_us[k]) };
+            rc = store_exec(st, "UPDATE lease_slices SET posted_us = posted_us + $3"
+                                " WHERE lease_id = $1 AND pack_id = $2", p, 3, NULL);
+        }
+    }
+    for (size_t i = 0; rc == METER_OK && i < c->npacks; i++) {
+        struct bpack *b = &c->packs[i];
+        if (b->add_n == 0)
+            continue;
+        lparam p[] = { P_TEXT(b->id), P_INT(b->add_us), P_INT(b->add_n) };
+        rc = store_exec(st, "UPDATE packs SET used_us = used_us + $2, deductions = deductions + $3"
+                            " WHERE id = $1", p, 3, NULL);
+    }
+    return rc;
 }
 
 /* Takes up to *left from a pooled pack's free minutes when the pack may
@@ -516,12 +626,9 @@ static int post_lease(ledger_store *st, struct ingest_ctx *c, const meter_sync_r
         int64_t held = s->granted_us - s->posted_us;
         int64_t t = held < left ? held : left;
         if (t > 0) {
-            lparam p[] = { P_TEXT(r->lease_id), P_TEXT(r->pack_id), P_INT(t) };
             rc = post(st, c, r, b->id, "lease", t);
-            if (rc == METER_OK)
-                rc = store_exec(st, "UPDATE lease_slices SET posted_us = posted_us + $3"
-                                    " WHERE lease_id = $1 AND pack_id = $2", p, 3, NULL);
             s->posted_us += t;
+            l->add_us[s - l->l.slices] += t;   /* its row: flush_packs */
             b->reserved_us -= t;   /* reserved becomes used: free unchanged */
             to_pack += t;
             left -= t;
@@ -532,7 +639,7 @@ static int post_lease(ledger_store *st, struct ingest_ctx *c, const meter_sync_r
     if (rc == METER_OK && left > 0)
         rc = post(st, c, r, NULL, "overage", left);
     if (rc == METER_OK && to_pack > 0)
-        rc = charge_pack(st, b, to_pack);
+        charge_pack(b, to_pack);
     return rc;
 }
 
@@ -547,8 +654,9 @@ static int cmp_fifo(const void *a, const void *b)
 }
 
 /* An overage deduction of an account with pooled packs of its class:
- * settled FIFO from their free minutes, the rest overage.  No pooled pack:
- * nothing is posted (the v1 model). */
+ * settled FIFO from the free minutes of those locked (the ones that may
+ * still pay, want_pools), the rest overage.  No pooled pack: nothing is
+ * posted (the v1 model). */
 static int post_overage(ledger_store *st, struct ingest_ctx *c, const meter_sync_record *r)
 {
     const char *acct = r->account[0] ? r->account : METER_ACCOUNT_DEFAULT;
@@ -562,14 +670,16 @@ static int post_overage(ledger_store *st, struct ingest_ctx *c, const meter_sync
             pool[np++] = b;
     }
     int rc = METER_OK;
-    if (np > 0) {
-        qsort(pool, np, sizeof *pool, cmp_fifo);
+    const struct bpool *g = find_pool(c, acct, r->cls);
+    if (np > 0 || (g && g->any)) {
+        if (np > 1)
+            qsort(pool, np, sizeof *pool, cmp_fifo);
         int64_t left = r->amount_us;
         for (size_t i = 0; rc == METER_OK && i < np && left > 0; i++) {
             int64_t to_pack = 0;
             rc = post_free(st, c, r, pool[i], &left, &to_pack);
             if (rc == METER_OK && to_pack > 0)
-                rc = charge_pack(st, pool[i], to_pack);
+                charge_pack(pool[i], to_pack);
         }
         if (rc == METER_OK && left > 0)
             rc = post(st, c, r, NULL, "overage", left);
@@ -704,8 +814,10 @@ static int ingest_tx(ledger_store *st, void *vctx)
         else if (!r->pack_id[0])
             rc = post_overage(st, c, r);
         else
-            rc = charge_pack(st, find_pack(c, r->pack_id), r->amount_us);
+            charge_pack(find_pack(c, r->pack_id), r->amount_us);
     }
+    if (rc == METER_OK)
+        rc = flush_packs(st, c);
     return rc;
 }
 
@@ -760,7 +872,9 @@ int ledger_ingest_at(ledger_store *st, const char *node, const meter_sync_record
     c.out = out;
     c.prefixes = calloc(NODE_PREFIXES_MAX, sizeof *c.prefixes);
     c.accounts = calloc(n, sizeof *c.accounts);
-    int rc = c.prefixes && c.accounts ? METER_OK : store_fail(st, METER_ENOMEM, "out of memory");
+    c.pools = calloc(n, sizeof *c.pools);
+    int rc = c.prefixes && c.accounts && c.pools ? METER_OK
+                                                 : store_fail(st, METER_ENOMEM, "out of memory");
     if (rc == METER_OK)
         rc = gather_leases(st, &c);
     /* every pack the batch may post to: the ones deductions name, the
@@ -777,6 +891,7 @@ int ledger_ingest_at(ledger_store *st, const char *node, const meter_sync_record
     free(c.packs);
     free(c.leases);
     free(c.accounts);
+    free(c.pools);
     free(c.prefixes);
     return rc;
 }

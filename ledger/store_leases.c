@@ -34,7 +34,14 @@
  *     order (one SELECT … ORDER BY id FOR UPDATE: rows are locked in the
  *     sorted order), then reads reserved and takes;
  *   - ingest (store_ingest.c): every pack its batch may post to, in id
- *     order, before reading any balance;
+ *     order, before reading any balance — read once per batch and kept
+ *     in memory while the batch posts, its rows written once at the end
+ *     of the batch, before the commit that releases the locks.  A pooled
+ *     pack that can never pay again (used = total, refunded, or ended
+ *     before the batch's deductions) is not locked: its used and
+ *     reserved do not grow, and none of those states reverts (used only
+ *     grows, total and end are never written, a refund is never undone),
+ *     so a plain read of any committed state is enough to leave it out;
  *   - refund (store_packs.c): the pack, before reading used and reserved.
  * Two grants on one account therefore run one after the other: the second
  * reads, in a new statement after the first committed, the first's slices,
